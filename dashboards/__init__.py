@@ -1,0 +1,1 @@
+"""What people look at: Grafana dashboards (JSON + provisioning), the HTML report, FinOps SQL."""

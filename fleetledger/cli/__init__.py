@@ -1,0 +1,1 @@
+"""The `fleetledger` command: one typer app, one module per command group."""
