@@ -28,7 +28,7 @@ MIGRATIONS_TABLE = "schema_migrations"
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _TTL_RE = re.compile(r"\{\{ttl_(raw|derived):([a-z_]+)\}\}")
 _CREATE_RE = re.compile(
-    r"^\s*CREATE TABLE IF NOT EXISTS (?P<name>[a-z_]+) (?P<oncl>ON CLUSTER `[^`]+` )?\n(?P<body>.*)$",
+    r"^\s*CREATE TABLE IF NOT EXISTS (?P<name>[a-z_]+)(?: ON CLUSTER `[^`]+`)?[ \t]*\n(?P<body>.*)$",
     re.S,
 )
 _ENGINE_RE = re.compile(r"ENGINE = (?P<engine>[A-Za-z]*MergeTree)(?:\((?P<args>[^)]*)\))?")

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect" / "tests"))
+Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -29,10 +30,11 @@ def fixtures_dir() -> Path:
 
 @pytest.fixture
 def store(tmp_path):
-    """A fresh, migrated embedded store; closed after the test."""
+    """A fresh, migrated embedded store; closed after the test. Retention is off (TTL 0) so
+    tests may use fixed dates of any age without rows expiring under them."""
     from schemas import Store
 
-    st = Store.open(f"chdb://{tmp_path / 'store'}")
+    st = Store.open(f"chdb://{tmp_path / 'store'}", ttl_raw_days=0)
     st.migrate()
     try:
         yield st

@@ -58,3 +58,7 @@ _register_all()
 
 def run() -> None:
     app()
+
+
+if __name__ == "__main__":
+    run()
