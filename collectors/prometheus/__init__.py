@@ -1,0 +1,1 @@
+"""Prometheus scraper for serving-engine ``/metrics`` (vLLM, SGLang) -> ``engine_metrics`` rows."""
