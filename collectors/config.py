@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from collectors.engines import EngineConfig
+from collectors.experts.config import ExpertsConfig
 from collectors.otlp.config import OtlpConfig
 from collectors.prometheus.config import ScrapeConfig
 from schemas.dsn import parse_dsn
@@ -29,6 +30,10 @@ class NvmlConfig(BaseModel):
         default="pynvml", description="'pynvml' = the real driver; 'simulated' = a small SimNVML fleet (demos, tests)"
     )
     interval_s: float = Field(default=1.0, gt=0, le=3600, description="seconds between two passes over all GPUs")
+    flush_interval_s: float = Field(
+        default=5.0, ge=0, description="rows of several passes go to the spool together (0 = every pass); "
+        "a crash loses at most this much not-yet-spooled telemetry"
+    )
     processes: bool = Field(default=True, description="per-process memory/utilisation + PID -> container/pod")
     xid_events: bool = Field(default=True, description="register an NVML event set for Xid / ECC events")
     proc_root: Path = Field(default=Path("/proc"), description="procfs root for PID -> cgroup (host /proc with hostPID)")
@@ -79,3 +84,4 @@ class CollectorConfig(BaseModel):
     otlp: OtlpConfig = Field(default_factory=OtlpConfig, description="OTLP trace receivers")
     scrape: ScrapeConfig = Field(default_factory=ScrapeConfig, description="Prometheus scraper of engine /metrics")
     engines: list[EngineConfig] = Field(default_factory=list, description="[[collect.engines]]: engine instances")
+    experts: ExpertsConfig = Field(default_factory=ExpertsConfig, description="[collect.experts]: expert dumps, EPLB logs")

@@ -155,7 +155,8 @@ class OtlpHttpReceiver:
             self._authorize(h)
             if path == "/v1/expert-loads":
                 body = self._read_body(h)
-                status, doc = self._push(body, ctype, self.consumer, self.telemetry)
+                status, doc = self._push(body, ctype, self.consumer, self.telemetry,
+                                         cluster=self.ingest.decoder.cluster)
                 self._send(h, status, JSON, json.dumps(doc).encode())
                 return
             if ctype not in (PROTOBUF, JSON):
