@@ -38,7 +38,7 @@ from schemas.spool import (
     read_segment,
     write_segment,
 )
-from schemas.tables import SPOOLABLE_TABLES, conform
+from schemas.tables import SPOOLABLE_TABLES, conform, schema_for
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class Spool:
         self._seq = 0
         self._last_ns = 0
         self._index: dict[Path, tuple[int, int]] = {}  # path -> (bytes, rows), oldest first
+        self._index_bytes = 0  # sum of the sizes in _index
         self._started = False
         self.recovered_rows = 0
         self.last_segment: SegmentInfo | None = None  # the newest segment this process wrote
@@ -103,6 +104,7 @@ class Spool:
                     log.warning("spool: %s; moved to %s/", exc, TORN_DIR)
                     continue
                 self._index[seg.path] = (seg.size_bytes, rows)
+                self._index_bytes += seg.size_bytes
                 self.recovered_rows += rows
             self._started = True
 
@@ -116,7 +118,8 @@ class Spool:
             self.telemetry.add("spool_rejected_rows", data.num_rows, component="spool", reason="table")
             raise PermanentError(f"table {table!r} is not written by sidecars; spoolable: {', '.join(sorted(SPOOLABLE_TABLES))}")
         try:
-            rows = conform(table, data)
+            # rows already in the exact contract schema (the receivers build them so) need no cast
+            rows = data if data.schema.equals(schema_for(table), check_metadata=True) else conform(table, data)
         except (ValueError, KeyError) as exc:
             self.telemetry.add("spool_rejected_rows", data.num_rows, component="spool", reason="schema")
             raise PermanentError(f"rows for {table} do not fit the contract: {exc}") from exc
@@ -134,17 +137,17 @@ class Spool:
                 self.telemetry.add("errors", component="spool", kind=type(exc).__name__)
                 raise TransientError(f"spool write to {self.directory} failed ({exc}); the rows were not accepted") from exc
             self._index[info.path] = (info.size_bytes, rows.num_rows)
+            self._index_bytes += info.size_bytes
             self.last_segment = info
             self.telemetry.add("spool_rows", rows.num_rows, component="spool", table=table)
             self.telemetry.add("spool_segments_written", component="spool")
             self._enforce_bound(keep=info.path)
 
     def _enforce_bound(self, keep: Path) -> None:
-        total = sum(size for size, _ in self._index.values())
-        if total <= self.config.max_bytes:
+        if self._index_bytes <= self.config.max_bytes:
             return
         self._refresh_index()  # the shipper may have removed segments already
-        total = sum(size for size, _ in self._index.values())
+        total = self._index_bytes
         for path in list(self._index):
             if total <= self.config.max_bytes or path == keep:
                 break
@@ -158,6 +161,7 @@ class Spool:
             self.telemetry.add("spool_dropped_segments", component="spool")
             self.telemetry.add("spool_dropped_rows", rows, component="spool")
             log.warning("spool over %d bytes: dropped the oldest segment %s (%d rows)", self.config.max_bytes, path.name, rows)
+        self._index_bytes = total
 
     def _refresh_index(self) -> None:
         present = {seg.path: seg for seg in list_segments(self.directory)}
@@ -165,6 +169,7 @@ class Spool:
         for path, seg in present.items():
             fresh[path] = self._index.get(path, (seg.size_bytes, 0))
         self._index = fresh
+        self._index_bytes = sum(size for size, _ in fresh.values())
 
     # ------------------------------------------------------------------ figures
 

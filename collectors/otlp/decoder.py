@@ -1,9 +1,11 @@
 """Decode an OTLP ``ExportTraceServiceRequest`` straight into ``request_spans`` and
 ``trace_labels`` Arrow tables.
 
-One pass over the spans fills one flat row list per span (no dict, no object per span); the
-rows are transposed once (``zip``) into columns, checked with vectorised numpy masks, and
-built into Arrow arrays. Which spans count:
+One pass over the spans fills one flat row list per span (no dict, no object per span) and
+two flat key/value lists for the other attributes of all spans; the rows are transposed once
+(``zip``) into columns, checked with vectorised numpy masks, and built into Arrow arrays of
+the exact contract types (ids hex-encoded in one numpy step, the attribute map from offsets),
+so the spool writes them without a cast. Which spans count:
 
 * request spans: vLLM ``llm_request`` (names configurable) and SGLang root spans
   ``Req <rid>`` / ``<role> Req <rid>``; one ``request_spans`` row each;
@@ -31,8 +33,9 @@ import numpy as np
 import pyarrow as pa
 
 from collectors.engines import EngineResolver
+from collectors.otlp.columns import hex_column, repeat_string, repeat_timestamp, resource_columns
 from collectors.otlp.config import LABEL_COLUMNS, OtlpConfig
-from schemas.tables import LABELS, REQUEST_SPANS, TRACE_LABELS, TS_MS, TS_US
+from schemas.tables import LABELS, REQUEST_SPANS, TRACE_LABELS, TS_US
 
 # value kinds of known attributes
 _INT, _FLOAT, _STR, _FINISH, _MODEL, _LABEL = range(6)
@@ -45,6 +48,10 @@ _INT, _FLOAT, _STR, _FINISH, _MODEL, _LABEL = range(6)
 _INT_SLOTS = (R_PROMPT, R_COMPLETION, R_CACHED)
 _FLOAT_SLOTS = (R_QUEUE, R_TTFT, R_E2E, R_PREFILL, R_DECODE, R_INFER)
 _LABEL0 = R_WF
+_FLOAT_COLUMNS = ("queue_seconds", "ttft_seconds", "e2e_seconds", "prefill_seconds", "decode_seconds",
+                  "inference_seconds")  # in _FLOAT_SLOTS order
+_TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "cached_tokens")  # in _INT_SLOTS order
+_REQUEST_NAMES = tuple(REQUEST_SPANS.names)
 
 REQUEST_ATTRIBUTES: dict[str, tuple[int, int]] = {
     "gen_ai.request.id": (R_REQID, _STR),
@@ -160,6 +167,7 @@ class SpanDecoder:
         self.keymap: dict[str, tuple[int, int]] = dict(REQUEST_ATTRIBUTES)
         for key, (col, prio) in label_map.items():
             self.keymap[key] = (_LABEL0 + col, _LABEL + prio)
+        self.float_slots = {key: slot for key, (slot, vkind) in self.keymap.items() if vkind == _FLOAT}
         self.slack_s = config.latency_slack_s
         self.slack_ratio = config.latency_slack_ratio
 
@@ -167,19 +175,24 @@ class SpanDecoder:
 
     def decode(self, request) -> DecodeResult:
         keymap_get = self.keymap.get
+        float_get = self.float_slots.get
         label_get = self.label_map.get
         request_names = self.request_names
         keep_other = self.config.keep_other_attributes
         rows: list[list] = []
         labels: list[list] = []
         resources: list[tuple[str, str, str, str]] = []
+        # other attributes of all request spans, flat; row[R_ATTRS] holds each span's count
+        other_keys: list[str] = []
+        other_values: list[str] = []
+        add_row, add_label = rows.append, labels.append
+        add_key, add_value = other_keys.append, other_values.append
         ignored = 0
         for rs in request.resource_spans:
             ident = self._identity(rs.resource)
             res_index = len(resources)
             resources.append((ident.instance, ident.node, ident.engine_kind, ident.model))
-            template = [b"", b"", b"", 0, 0, res_index, ident.engine_kind, ident.model, "",
-                        0, 0, 0, None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, "", "", "", "", "", "", None]
+            res_kind, res_model = ident.engine_kind, ident.model
             for ss in rs.scope_spans:
                 for span in ss.spans:
                     name = span.name
@@ -193,34 +206,47 @@ class SpanDecoder:
                             hit = label_get(kv.key)
                             if hit is not None:
                                 if found is None:
-                                    found = ["", "", "", "", ""]
-                                    prios = [99] * 5
+                                    found = [span.trace_id, span.span_id, span.start_time_unix_nano, "", "", "", "", "",
+                                             99, 99, 99, 99, 99]
                                 col, prio = hit
-                                if prio < prios[col]:
-                                    prios[col] = prio
+                                if prio < found[8 + col]:
+                                    found[8 + col] = prio
                                     v = kv.value
-                                    found[col] = v.string_value or _as_text(v)
+                                    found[3 + col] = v.string_value or _as_text(v)
                         if found is None:
                             ignored += 1
                         else:
-                            labels.append([span.trace_id, span.span_id, span.start_time_unix_nano, *found])
+                            add_label(found)
                         continue
-                    r = template.copy()
-                    r[R_TRACE] = span.trace_id
-                    r[R_SPAN] = span.span_id
-                    r[R_PARENT] = span.parent_span_id
-                    r[R_START] = span.start_time_unix_nano
-                    r[R_END] = span.end_time_unix_nano
-                    if not r[R_KIND]:
-                        r[R_KIND] = kind
-                    others = [] if keep_other else None
+                    r = [span.trace_id, span.span_id, span.parent_span_id, span.start_time_unix_nano,
+                         span.end_time_unix_nano, res_index, res_kind or kind, res_model, "",
+                         0, 0, 0, None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, "", "", "", "", "", "", 0]
+                    n_other = 0
                     prios = None
                     for kv in span.attributes:
                         key = kv.key
+                        slot = float_get(key)
+                        if slot is not None:
+                            v = kv.value
+                            x = v.double_value
+                            if x == 0.0 and v.WhichOneof("value") != "double_value":
+                                x = _as_number(v)
+                                x = float("nan") if x is None else float(x)
+                            r[slot] = x
+                            continue
                         hit = keymap_get(key)
                         if hit is None:
                             if keep_other:
-                                others.append((key, _as_text(kv.value)))
+                                v = kv.value
+                                which = v.WhichOneof("value")
+                                if which == "string_value":
+                                    add_value(v.string_value)
+                                elif which == "double_value" or which == "int_value":
+                                    add_value(str(getattr(v, which)))
+                                else:
+                                    add_value(_as_text(v))
+                                add_key(key)
+                                n_other += 1
                             continue
                         slot, vkind = hit
                         v = kv.value
@@ -239,13 +265,20 @@ class SpanDecoder:
                         elif vkind == _STR:
                             r[slot] = v.string_value or _as_text(v)
                         elif vkind == _FINISH:
-                            r[slot] = _finish_reasons(v)
+                            values = v.array_value.values
+                            if len(values) == 1:
+                                x = values[0]
+                                r[slot] = x.string_value or _as_text(x)
+                            else:
+                                r[slot] = _finish_reasons(v)
                         elif vkind == _MODEL:
-                            text = _as_text(v)
+                            text = v.string_value or _as_text(v)
                             if not r[R_MODEL]:
                                 r[R_MODEL] = text
                             if keep_other:
-                                others.append((key, text))
+                                add_key(key)
+                                add_value(text)
+                                n_other += 1
                         else:  # label
                             prio = vkind - _LABEL
                             if prios is None:
@@ -253,11 +286,11 @@ class SpanDecoder:
                             col = slot - _LABEL0
                             if prio < prios[col]:
                                 prios[col] = prio
-                                r[slot] = _as_text(v)
-                    r[R_ATTRS] = others
-                    rows.append(r)
+                                r[slot] = v.string_value or _as_text(v)
+                    r[R_ATTRS] = n_other
+                    add_row(r)
         received = time.time_ns() // 1_000_000
-        spans, rejected = self._request_table(rows, resources, received)
+        spans, rejected = self._request_table(rows, resources, other_keys, other_values, received)
         label_table, bad_labels = self._label_table(labels, received)
         if bad_labels:
             rejected["invalid_id"] = rejected.get("invalid_id", 0) + bad_labels
@@ -277,16 +310,17 @@ class SpanDecoder:
 
     # ------------------------------------------------------------------ columns
 
-    def _request_table(self, rows: list[list], resources, received_ms: int) -> tuple[pa.Table, dict[str, int]]:
+    def _request_table(self, rows: list[list], resources, other_keys: list[str], other_values: list[str],
+                       received_ms: int) -> tuple[pa.Table, dict[str, int]]:
         if not rows:
             return REQUEST_SPANS.empty_table(), {}
         cols = list(zip(*rows, strict=True))
         n = len(rows)
-        trace_len = np.fromiter(map(len, cols[R_TRACE]), dtype=np.int64, count=n)
-        span_len = np.fromiter(map(len, cols[R_SPAN]), dtype=np.int64, count=n)
-        parent_len = np.fromiter(map(len, cols[R_PARENT]), dtype=np.int64, count=n)
-        start = np.array(cols[R_START], dtype=np.uint64).astype(np.int64)
-        end = np.array(cols[R_END], dtype=np.uint64).astype(np.int64)
+        trace_len = np.fromiter(map(len, cols[R_TRACE]), dtype=np.int32, count=n)
+        span_len = np.fromiter(map(len, cols[R_SPAN]), dtype=np.int32, count=n)
+        parent_len = np.fromiter(map(len, cols[R_PARENT]), dtype=np.int32, count=n)
+        start = np.fromiter(cols[R_START], dtype=np.uint64, count=n).astype(np.int64)
+        end = np.fromiter(cols[R_END], dtype=np.uint64, count=n).astype(np.int64)
         ints = np.array([cols[s] for s in _INT_SLOTS], dtype=np.int64)
         max_tok = np.array([-1 if x is None else x for x in cols[R_MAXTOK]], dtype=np.int64)
         floats = np.array([cols[s] for s in _FLOAT_SLOTS], dtype=np.float64)
@@ -310,37 +344,42 @@ class SpanDecoder:
         for code in range(len(checks) - 1, -1, -1):  # the first failing check names the reason
             reason[checks[code]] = code
         keep = reason < 0
-        rejected = {REJECT_REASONS[c]: int(k) for c, k in enumerate(np.bincount(reason[~keep], minlength=len(checks))) if k}
-        res = list(zip(*resources, strict=True))
-        res_idx = pa.array(np.array(cols[R_RES], dtype=np.int64))
+        all_kept = bool(keep.all())
+        rejected = {} if all_kept else {
+            REJECT_REASONS[c]: int(k) for c, k in enumerate(np.bincount(reason[~keep], minlength=len(checks))) if k}
+        instance, node = resource_columns(resources, cols[R_RES], n)
+        safe = keep  # rejected rows are filtered out below; zero them so the uint32 cast is defined
+        tokens = np.where(safe, ints, 0).astype(np.uint32)
+        has_max = safe & (max_tok >= 0)
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(cols[R_ATTRS], out=offsets[1:])
         data = {
-            "trace_id": pa.array([x.hex() for x in cols[R_TRACE]], pa.string()),
-            "span_id": pa.array([x.hex() for x in cols[R_SPAN]], pa.string()),
-            "parent_span_id": pa.array([x.hex() for x in cols[R_PARENT]], pa.string()),
+            "trace_id": hex_column(cols[R_TRACE], trace_len),
+            "span_id": hex_column(cols[R_SPAN], span_len),
+            "parent_span_id": hex_column(cols[R_PARENT], parent_len),
             "request_id": pa.array(cols[R_REQID], pa.string()),
             "engine_kind": pa.array(cols[R_KIND], pa.string()),
-            "engine_instance": pa.array(res[0], pa.string()).take(res_idx),
-            "cluster": pa.array(np.full(n, self.cluster, dtype=object), pa.string()),
-            "node": pa.array(res[1], pa.string()).take(res_idx),
+            "engine_instance": instance,
+            "cluster": repeat_string(self.cluster, n),
+            "node": node,
             "model": pa.array(cols[R_MODEL], pa.string()),
             "start_ts": pa.array(start // 1000, TS_US),
             "end_ts": pa.array(end // 1000, TS_US),
+            "max_tokens": pa.array(np.where(has_max, max_tok, 0).astype(np.uint32), pa.uint32(), mask=~has_max),
+            "finish_reason": pa.array(cols[R_FINISH], pa.string()),
+            "attributes": pa.MapArray.from_arrays(offsets, pa.array(other_keys, pa.string()),
+                                                  pa.array(other_values, pa.string()), type=LABELS),
+            "received_at": repeat_timestamp(received_ms, n),
         }
-        for name, row in zip(("queue_seconds", "ttft_seconds", "e2e_seconds", "prefill_seconds", "decode_seconds",
-                              "inference_seconds"), floats, strict=True):
+        for name, row in zip(_FLOAT_COLUMNS, floats, strict=True):
             data[name] = pa.array(row, pa.float64())
-        safe = keep  # rejected rows are filtered out below; zero them so the uint32 cast is defined
-        for name, row in zip(("prompt_tokens", "completion_tokens", "cached_tokens"), ints, strict=True):
-            data[name] = pa.array(np.where(safe, row, 0).astype(np.uint32), pa.uint32())
-        data["max_tokens"] = pa.array(np.where(safe & (max_tok >= 0), max_tok, 0).astype(np.uint32),
-                                      pa.uint32(), mask=~(safe & (max_tok >= 0)))
-        data["finish_reason"] = pa.array(cols[R_FINISH], pa.string())
+        for name, row in zip(_TOKEN_COLUMNS, tokens, strict=True):
+            data[name] = pa.array(row, pa.uint32())
         for i, name in enumerate(LABEL_COLUMNS):
             data[name] = pa.array(cols[_LABEL0 + i], pa.string())
-        data["attributes"] = pa.array([a or () for a in cols[R_ATTRS]], LABELS)
-        data["received_at"] = pa.array(np.full(n, received_ms, dtype=np.int64), TS_MS)
-        table = pa.Table.from_pydict({f.name: data[f.name] for f in REQUEST_SPANS}, schema=REQUEST_SPANS)
-        if not keep.all():
+        arrays = [data[name] for name in _REQUEST_NAMES]
+        table = pa.Table.from_arrays(arrays, schema=REQUEST_SPANS)
+        if not all_kept:
             table = table.filter(pa.array(keep))
         return table, rejected
 
@@ -348,17 +387,21 @@ class SpanDecoder:
         if not labels:
             return TRACE_LABELS.empty_table(), 0
         cols = list(zip(*labels, strict=True))
-        keep = np.array([len(t) == 16 and len(s) == 8 for t, s in zip(cols[0], cols[1], strict=True)], dtype=bool)
         n = len(labels)
+        trace_len = np.fromiter(map(len, cols[0]), dtype=np.int32, count=n)
+        span_len = np.fromiter(map(len, cols[1]), dtype=np.int32, count=n)
+        keep = (trace_len == 16) & (span_len == 8)
         data = {
-            "trace_id": pa.array([x.hex() for x in cols[0]], pa.string()),
-            "span_id": pa.array([x.hex() for x in cols[1]], pa.string()),
-            "ts": pa.array(np.array(cols[2], dtype=np.uint64).astype(np.int64) // 1000, TS_US),
+            "trace_id": hex_column(cols[0], trace_len),
+            "span_id": hex_column(cols[1], span_len),
+            "ts": pa.array(np.fromiter(cols[2], dtype=np.uint64, count=n).astype(np.int64) // 1000, TS_US),
+            "received_at": repeat_timestamp(received_ms, n),
         }
         for i, name in enumerate(LABEL_COLUMNS):
             data[name] = pa.array(cols[3 + i], pa.string())
-        data["received_at"] = pa.array(np.full(n, received_ms, dtype=np.int64), TS_MS)
-        table = pa.Table.from_pydict(data, schema=TRACE_LABELS)
-        if not keep.all():
+        table = pa.Table.from_arrays([data[name] for name in TRACE_LABELS.names], schema=TRACE_LABELS)
+        dropped = n - int(keep.sum())
+        if dropped:
             table = table.filter(pa.array(keep))
-        return table, int((~keep).sum())
+        return table, dropped
+
