@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPEN_END = datetime(2100, 1, 1, tzinfo=UTC)
+ALWAYS = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class EngineConfig(BaseModel):
@@ -58,6 +59,12 @@ class EngineConfig(BaseModel):
     metrics_url: str | None = Field(default=None, description="Prometheus /metrics URL scraped for this instance")
     expert_dump_dir: str | None = Field(default=None, description="SGLang expert distribution dump folder")
     eplb_log_file: str | None = Field(default=None, description="vLLM log file with EPLB step lines")
+    valid_from: datetime | None = Field(
+        default=None,
+        description="since when the instance owns these GPUs; unset = always (a configured placement "
+        "holds for all data, also spans that arrive late or from before the sidecar started). Set it "
+        "when you move an instance to other GPUs, so costs before the move keep the old placement.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -126,7 +133,11 @@ class EngineResolver:
 
 
 def placement_table(engines: list[EngineConfig], cluster: str, default_node: str, now: datetime) -> pa.Table:
-    """``engine_placements`` rows for the configured engines (source 'config', open-ended)."""
+    """``engine_placements`` rows for the configured engines (source 'config', open-ended).
+
+    Rows are keyed by (cluster, instance, valid_from) with ``updated_at`` = now as the version, so
+    a restarted sidecar re-emits the same rows and the store keeps one of each.
+    """
     columns = {
         "cluster": [cluster] * len(engines),
         "engine_instance": [e.instance for e in engines],
@@ -138,7 +149,7 @@ def placement_table(engines: list[EngineConfig], cluster: str, default_node: str
         "pp": [e.pp for e in engines],
         "ep": [e.ep for e in engines],
         "dp": [e.dp for e in engines],
-        "valid_from": [now] * len(engines),
+        "valid_from": [e.valid_from or ALWAYS for e in engines],
         "valid_to": [OPEN_END] * len(engines),
         "source": ["config"] * len(engines),
         "updated_at": [now] * len(engines),

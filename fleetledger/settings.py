@@ -110,5 +110,9 @@ def _describe(exc: ValidationError) -> str:
 def apply_prefect_env(settings: Settings) -> None:
     """Point Prefect at a project-local home with telemetry off, unless the user chose otherwise."""
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
+    # Prefect's temporary server cannot create its database in a missing folder (it then times out)
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # a cold temporary server on a busy 2-core machine can take longer than Prefect's 20 s default
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -187,8 +187,8 @@ RESERVATIONS = pa.schema([
     _f("pricing_model", STR),  # 'reserved' | 'on_demand' | 'spot' | 'serverless'
     _f("gpu_model", STR),
     _f("cluster", STR),
-    _f("nodes", STR_LIST),  # node set (every GPU of these nodes) ...
-    _f("gpu_uuids", STR_LIST),  # ... and/or an explicit GPU set
+    _f("nodes", STR_LIST),  # node set: every GPU of these nodes, unless ...
+    _f("gpu_uuids", STR_LIST),  # ... an explicit GPU set is given, which is then exact
     _f("gpu_count", pa.uint32()),
     _f("usd_per_gpu_hour", pa.float64()),
     _f("owner_team", STR),

@@ -16,6 +16,7 @@ os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect" / "tests"))
 Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 for _key in [k for k in os.environ if k.startswith("FLEETLEDGER_")]:
     del os.environ[_key]  # tests never inherit a developer's settings

@@ -72,11 +72,19 @@ def test_placements_emitted_once_at_start_and_stored(store):
         "WHERE cluster = 'prod' ORDER BY engine_instance").to_pylist()
     sglang = rows[[r["engine_instance"] for r in rows].index("sglang-deepseek-v3-0")]
     assert sglang["gpu_uuids"] == [GPU(i) for i in range(3, 11)] and (sglang["tp"], sglang["ep"]) == (8, 8)
-    assert sglang["valid_from"] == start and sglang["valid_to"] == datetime(2100, 1, 1, tzinfo=UTC)
+    # a configured placement holds for all time: late spans and backfills find their GPUs
+    assert sglang["valid_from"] == datetime(1970, 1, 1, tzinfo=UTC)
+    assert sglang["valid_to"] == datetime(2100, 1, 1, tzinfo=UTC)
     assert {r["source"] for r in rows} == {"config"}
     custom = rows[[r["engine_instance"] for r in rows].index("custom-0")]
     assert custom["node"] == "node-c" and custom["gpu_uuids"] == []
     assert telemetry.value("engine_placements_rows") == len(ENGINES)
+    # a restarted sidecar re-emits the same keys: the store keeps one row per instance
+    again = create_components(config, consumer, telemetry)[0]
+    again.clock = (start.timestamp() + 3600).__float__
+    again.start()
+    store.insert("engine_placements", consumer.table("engine_placements").slice(len(ENGINES)))
+    assert store.count("engine_placements", final=True) == len(ENGINES)
 
 
 def test_placement_failure_is_counted_and_retried_next_start():
