@@ -19,9 +19,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(TEST_STAMP): pyproject.toml $(STAMP)
+$(TEST_STAMP): pyproject.toml $(STAMP) | browser
 	$(BIN)/python -m pip install --quiet -e '.[test,dask]'
 	touch $@
+
+# Headless Chromium for the HTML report's browser test (Debian's package). If it cannot be
+# installed (no root, no network) the browser test is skipped and says why.
+.PHONY: browser
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium) \
+		|| echo "could not install chromium: the report browser test will be skipped"; \
+	fi
 
 install: $(STAMP)
 
