@@ -255,36 +255,42 @@ def _collect_section(fleet_toml: Path) -> dict:
 
 
 def accuracy(store: Store, truth_file: Path, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
-    """Per-workflow attributed cost vs the simulator's ground truth (same window)."""
-    ours = store.query_polars(
-        "SELECT workflow, sum(cost_usd) AS cost_usd FROM workflow_costs_hourly FINAL "
-        "WHERE hour >= {a:DateTime64(3)} AND hour < {b:DateTime64(3)} GROUP BY workflow",
-        {"a": start.replace(tzinfo=None), "b": end.replace(tzinfo=None)},
-    )
-    # a request that reached the engine with no label anywhere can only be 'unlabelled' on our side:
-    # compare like with like (the simulator records how each request was labelled on the wire)
+    """Per-workflow attributed cost vs the simulator's ground truth, like for like.
+
+    Both sides cover the requests that finished inside the window (a request still running at
+    the end has truth past the window that the window's attribution rightly does not charge). A
+    request that reached the engine with no label anywhere can only be 'unlabelled' on our side,
+    so its truth is counted under 'unlabelled' too (the simulator records how each request was
+    labelled on the wire).
+    """
+    ours = _request_costs(store, start, end)
     truth = (
         pl.read_parquet(truth_file)
+        .filter(pl.col("end_ts") <= end)
         .with_columns(workflow=pl.when(pl.col("label_source") == "none").then(pl.lit("unlabelled"))
                       .otherwise(pl.col("workflow")))
-        .group_by("workflow")
-        .agg(pl.col("cost_usd").sum().alias("truth_usd"))
+        .select("request_id", "workflow", pl.col("cost_usd").alias("truth_usd"))
     )
     return (
-        truth.join(ours, on="workflow", how="full", coalesce=True)
-        .with_columns(pl.col("cost_usd").fill_null(0.0), pl.col("truth_usd").fill_null(0.0))
+        truth.join(ours.select("request_id", "cost_usd"), on="request_id", how="left")
+        .group_by("workflow")
+        .agg(pl.col("truth_usd").sum(), pl.col("cost_usd").fill_null(0.0).sum(), pl.len().alias("requests"))
         .with_columns(rel_error=(pl.col("cost_usd") - pl.col("truth_usd")) / pl.col("truth_usd"))
         .sort("truth_usd", descending=True)
     )
 
 
-def request_error_quantiles(store: Store, truth_file: Path, start: dt.datetime, end: dt.datetime) -> dict[str, float]:
-    """Distribution of per-request relative cost error (requests wholly inside the window)."""
-    ours = store.query_polars(
+def _request_costs(store: Store, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+    return store.query_polars(
         "SELECT request_id, sum(cost_usd) AS cost_usd FROM request_costs FINAL "
         "WHERE window_start >= {a:DateTime64(3)} AND window_start < {b:DateTime64(3)} GROUP BY request_id",
         {"a": start.replace(tzinfo=None), "b": end.replace(tzinfo=None)},
     )
+
+
+def request_error_quantiles(store: Store, truth_file: Path, start: dt.datetime, end: dt.datetime) -> dict[str, float]:
+    """Distribution of per-request relative cost error (requests wholly inside the window)."""
+    ours = _request_costs(store, start, end)
     truth = pl.read_parquet(truth_file).select("request_id", "cost_usd", "end_ts")
     truth = truth.filter(pl.col("end_ts") <= end).rename({"cost_usd": "truth_usd"})
     joined = truth.join(ours, on="request_id", how="inner").filter(pl.col("truth_usd") > 0)
