@@ -68,13 +68,12 @@ class _NodeCollectors:
 
     def __init__(self, config: CollectorConfig, nvml_module: Any, now_ns: Callable[[], int],
                  clock: Callable[[], float]) -> None:
+        import collectors.engines as engines_factory
         from collectors.experts import factory as experts_factory
         from collectors.nvml import factory as nvml_factory
         from collectors.otlp import factory as otlp_factory
         from collectors.prometheus import factory as prometheus_factory
         from collectors.prometheus.scraper import PrometheusScraper
-
-        import collectors.engines as engines_factory
 
         self.config = config
         self.telemetry = Telemetry(prefix="fleetledger_demo")
@@ -121,12 +120,11 @@ class _NodeCollectors:
 
 
 def run_demo(opts: DemoOptions, stage: Stage) -> DemoResult:
-    from simulator.api import simulate
-
+    from pipelines.config import PipelineConfig
     from pipelines.flows import run_hourly
     from pipelines.ingest import ingest_spool
     from pipelines.inputs import load_prices, load_reservations
-    from pipelines.config import PipelineConfig
+    from simulator.api import simulate
 
     timings: dict[str, float] = {}
     out = opts.out.resolve()

@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from collectors.config import CollectorConfig
 from pipelines.config import PipelineConfig

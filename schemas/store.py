@@ -19,7 +19,13 @@ import polars as pl
 import pyarrow as pa
 
 from schemas.dsn import StoreDSN, parse_dsn
-from schemas.migrations import MIGRATIONS_TABLE, Migration, RenderOptions, apply_migrations, migrations_table_ddl
+from schemas.migrations import (
+    MIGRATIONS_TABLE,
+    Migration,
+    RenderOptions,
+    apply_migrations,
+    migrations_table_ddl,
+)
 from schemas.tables import conform
 
 log = logging.getLogger(__name__)

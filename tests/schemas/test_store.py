@@ -10,7 +10,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from schemas import InvalidDSNError, Store, StoreBusyError, StoreUnavailableError, parse_dsn
+from schemas import InvalidDSNError, Store, StoreUnavailableError, parse_dsn
 from schemas.migrations import load_migrations
 from schemas.tables import TABLES, conform
 from tests.schemas.rows import sample_table
