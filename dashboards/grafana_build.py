@@ -35,6 +35,7 @@ class Panel:
     description: str = ""
     width: int = 12
     height: int = 8
+    min_interval: str = ""  # Grafana's "Min interval": never bucket finer than the table's grain
 
 
 @dataclass(frozen=True)
@@ -177,19 +178,23 @@ WHERE $__timeFilter(window_start) AND {CL} AND {MD}"""),
 
 HEALTH = Dashboard(
     uid="fleetledger-health", title="fleetledger / Fleet health", file="health.json", default_range="now-24h",
-    description="GPU utilisation, power and Xid events from the NVML / DCGM collectors (gpu_samples, gpu_events).",
+    description="GPU utilisation, power and Xid events from the NVML / DCGM collectors (gpu_samples_5m, gpu_events).",
     panels=(
-        Panel("GPU utilisation by GPU model", "timeseries", unit="percent", sql=f"""
-SELECT $__timeInterval(ts) AS time, gpu_model, avg(sm_util_pct) AS util_pct
-FROM gpu_samples
-WHERE $__timeFilter(ts) AND {CL}
+        Panel("GPU utilisation by GPU model", "timeseries", unit="percent", min_interval="5m",
+              description="Mean SM utilisation of the samples (5-minute rollup gpu_samples_5m).", sql=f"""
+SELECT $__timeInterval(window_start) AS time, gpu_model,
+       sum(sm_util_pct_sum) / nullIf(sum(sm_util_pct_samples), 0) AS util_pct
+FROM gpu_samples_5m
+WHERE $__timeFilter(window_start) AND {CL}
 GROUP BY time, gpu_model
 ORDER BY time, gpu_model"""),
-        Panel("Mean GPU power draw by GPU model", "timeseries", unit="watt",
-              description="Mean board power per GPU (NVML / DCGM samples); x GPU count = fleet power.", sql=f"""
-SELECT $__timeInterval(ts) AS time, gpu_model, avg(power_w) AS mean_power_w
-FROM gpu_samples
-WHERE $__timeFilter(ts) AND {CL}
+        Panel("Mean GPU power draw by GPU model", "timeseries", unit="watt", min_interval="5m",
+              description="Mean board power per GPU (NVML / DCGM samples, 5-minute rollup gpu_samples_5m); "
+                          "x GPU count = fleet power.", sql=f"""
+SELECT $__timeInterval(window_start) AS time, gpu_model,
+       sum(power_w_sum) / nullIf(sum(power_w_samples), 0) AS mean_power_w
+FROM gpu_samples_5m
+WHERE $__timeFilter(window_start) AND {CL}
 GROUP BY time, gpu_model
 ORDER BY time, gpu_model"""),
         Panel("Xid events by code", "barchart", sql=f"""
@@ -245,6 +250,8 @@ def _panel(idx: int, panel: Panel, x: int, y: int) -> dict:
             "queryType": "timeseries" if fmt == 0 else "table", "rawSql": panel.sql.strip(),
         }],
     }
+    if panel.min_interval:
+        out["interval"] = panel.min_interval
     if panel.type == "heatmap":
         out["options"] = {"calculate": False, "color": {"scheme": "Oranges", "mode": "scheme"},
                           "yAxis": {"axisLabel": "layer"}, "cellGap": 1}

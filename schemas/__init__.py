@@ -6,10 +6,10 @@ pipelines share only what is defined here (record schemas, the spool format, the
 
 from schemas.dsn import InvalidDSNError, StoreDSN, chdb_dsn, parse_dsn
 from schemas.store import Store, StoreBusyError, StoreError, StoreQueryError, StoreUnavailableError
-from schemas.tables import DERIVED_TABLES, RAW_TABLES, TABLES, conform, empty_table, schema_for
+from schemas.tables import DERIVED_TABLES, RAW_TABLES, ROLLUP_TABLES, TABLES, conform, empty_table, schema_for
 
 __all__ = [
-    "DERIVED_TABLES", "RAW_TABLES", "TABLES", "InvalidDSNError", "Store", "StoreBusyError", "StoreDSN",
+    "DERIVED_TABLES", "RAW_TABLES", "ROLLUP_TABLES", "TABLES", "InvalidDSNError", "Store", "StoreBusyError", "StoreDSN",
     "StoreError", "StoreQueryError", "StoreUnavailableError", "chdb_dsn", "conform", "empty_table",
     "parse_dsn", "schema_for",
 ]

@@ -9,7 +9,10 @@ with three kinds of placeholders, rendered per deployment:
 
 In cluster mode every ``CREATE TABLE x`` becomes a ``x_local`` table with the Replicated
 variant of its engine on every replica, plus a ``Distributed`` table ``x`` over it, so
-readers and writers keep using the plain name.
+readers and writers keep using the plain name. A ``CREATE MATERIALIZED VIEW v TO t AS
+SELECT ... FROM s`` is created on every replica, reading ``s_local`` and writing ``t_local``:
+inserts reach a replica through the Distributed ``s`` and fire the view there, once, and its
+rows replicate like any other and are read through the Distributed ``t``.
 
 Each applied file is recorded in ``schema_migrations`` (version, name, checksum); applying
 is idempotent, and a recorded file whose text has since changed is reported, not re-run.
@@ -28,9 +31,15 @@ MIGRATIONS_TABLE = "schema_migrations"
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _TTL_RE = re.compile(r"\{\{ttl_(raw|derived):([a-z_]+)\}\}")
 _CREATE_RE = re.compile(
-    r"^\s*CREATE TABLE IF NOT EXISTS (?P<name>[a-z_]+)(?: ON CLUSTER `[^`]+`)?[ \t]*\n(?P<body>.*)$",
+    r"^\s*CREATE TABLE IF NOT EXISTS (?P<name>[a-z0-9_]+)(?: ON CLUSTER `[^`]+`)?[ \t]*\n(?P<body>.*)$",
     re.S,
 )
+_MV_RE = re.compile(
+    r"^\s*CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>[a-z0-9_]+)(?: ON CLUSTER `[^`]+`)?\s+"
+    r"TO (?P<target>[a-z0-9_]+)\s+AS\s+(?P<select>.*)$",
+    re.S,
+)
+_FIRST_FROM_RE = re.compile(r"\bFROM\s+(?P<source>[a-z0-9_]+)\b")
 _ENGINE_RE = re.compile(r"ENGINE = (?P<engine>[A-Za-z]*MergeTree)(?:\((?P<args>[^)]*)\))?")
 
 
@@ -104,7 +113,11 @@ def render(sql: str, opts: RenderOptions) -> list[str]:
 
 
 def _clusterize(stmt: str, cluster: str) -> list[str]:
-    """CREATE TABLE x -> replicated x_local on every replica + Distributed x over it."""
+    """CREATE TABLE x -> replicated x_local on every replica + Distributed x over it;
+    CREATE MATERIALIZED VIEW v TO t ... FROM s -> the same view reading s_local into t_local."""
+    mv = _MV_RE.match(stmt)
+    if mv:
+        return [_clusterize_view(mv, cluster)]
     m = _CREATE_RE.match(stmt)
     if not m:
         return [stmt]
@@ -123,6 +136,20 @@ def _clusterize(stmt: str, cluster: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {name} ON CLUSTER `{cluster}` AS {local}\n"
         f"ENGINE = Distributed(`{cluster}`, currentDatabase(), {local}, rand())",
     ]
+
+
+def _clusterize_view(mv: re.Match[str], cluster: str) -> str:
+    """A materialized view fires on inserts into the table of its first FROM, on the server that
+    stores the block: in cluster mode that is the ``_local`` table, never the Distributed one."""
+    select = mv.group("select")
+    source = _FIRST_FROM_RE.search(select)
+    if not source:
+        raise ValueError(f"materialized view {mv.group('name')}: no FROM <table> to read the _local table of")
+    select = f"{select[: source.start('source')]}{source.group('source')}_local{select[source.end('source'):]}"
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {mv.group('name')} ON CLUSTER `{cluster}` "
+        f"TO {mv.group('target')}_local AS\n{select}"
+    )
 
 
 def migrations_table_ddl(cluster: str | None) -> str:

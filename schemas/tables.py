@@ -329,6 +329,29 @@ ATTRIBUTION_RUNS = pa.schema([
     _f("computed_at", TS_MS),
 ])
 
+# ---------------------------------------------------------------- rollups (filled by materialized views)
+
+# 5-minute rollup of gpu_samples per (cluster, gpu_model, node), written only by the view
+# gpu_samples_5m_mv on insert into gpu_samples (migration 0004). Averages are
+# sum(x_sum) / sum(x_samples); x_samples counts the non-null readings of x.
+GPU_SAMPLES_5M = pa.schema([
+    _f("window_start", TS_MS),
+    _f("cluster", STR),
+    _f("gpu_model", STR),
+    _f("node", STR),
+    _f("samples", pa.uint64()),  # rows of gpu_samples in the window
+    _f("sm_util_pct_sum", pa.float64()),
+    _f("sm_util_pct_samples", pa.uint64()),
+    _f("gr_engine_active_sum", pa.float64()),
+    _f("gr_engine_active_samples", pa.uint64()),
+    _f("mem_util_pct_sum", pa.float64()),
+    _f("mem_util_pct_samples", pa.uint64()),
+    _f("power_w_sum", pa.float64()),
+    _f("power_w_samples", pa.uint64()),
+    _f("temperature_c_sum", pa.float64()),
+    _f("temperature_c_samples", pa.uint64()),
+])
+
 RAW_TABLES: dict[str, pa.Schema] = {
     "gpu_samples": GPU_SAMPLES,
     "gpu_events": GPU_EVENTS,
@@ -352,7 +375,12 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
     "attribution_runs": ATTRIBUTION_RUNS,
 }
 
-TABLES: dict[str, pa.Schema] = {**RAW_TABLES, **DERIVED_TABLES}
+# Filled by the engine itself (materialized views); nothing of ours inserts into them.
+ROLLUP_TABLES: dict[str, pa.Schema] = {
+    "gpu_samples_5m": GPU_SAMPLES_5M,
+}
+
+TABLES: dict[str, pa.Schema] = {**RAW_TABLES, **DERIVED_TABLES, **ROLLUP_TABLES}
 
 # Tables the sidecar may write through the spool (the rest are written by flows or the CLI).
 SPOOLABLE_TABLES = frozenset({

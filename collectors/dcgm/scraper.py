@@ -8,7 +8,6 @@ are counted as dropped.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from collectors.component import Consumer
 from collectors.config import DcgmConfig
 from collectors.dcgm.mapping import DcgmParseError, map_dcgm
+from collectors.polling import PollingComponent
 from collectors.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
-class DcgmScraper:
+class DcgmScraper(PollingComponent):
     name = "dcgm"
 
     def __init__(self, config: DcgmConfig, consumer: Consumer, telemetry: Telemetry, *, cluster: str, node: str,
@@ -36,30 +36,11 @@ class DcgmScraper:
         self.node = node
         self.now_ns = now_ns
         self._last_xid: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._closed = False
         self._last_failure = ""
+        super().__init__(telemetry, config.interval_s)
 
-    def start(self) -> None:
-        if self._thread is not None or self._closed:
-            return
-        self._thread = threading.Thread(target=self._run, name="dcgm-scraper", daemon=True)
-        self._thread.start()
-
-    def shutdown(self, timeout_s: float = 5.0) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            began = time.monotonic()
-            self.scrape_once()
-            self._stop.wait(max(0.0, self.config.interval_s - (time.monotonic() - began)))
+    def poll_once(self) -> None:
+        self.scrape_once()
 
     def fetch(self) -> str:
         req = urllib.request.Request(self.config.url, headers={"Accept": "text/plain"})

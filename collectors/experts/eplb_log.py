@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collectors.component import Consumer, PermanentError, TransientError
-from collectors.experts.poller import PollingComponent
 from collectors.experts.rows import balance_rows
+from collectors.polling import PollingComponent
 from collectors.telemetry import Telemetry
 
 log = logging.getLogger(__name__)

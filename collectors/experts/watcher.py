@@ -31,8 +31,8 @@ from collectors.experts.dumps import (
     dump_timestamp_ms,
     load_dump,
 )
-from collectors.experts.poller import PollingComponent
 from collectors.experts.rows import expert_load_rows
+from collectors.polling import PollingComponent
 from collectors.telemetry import Telemetry
 
 log = logging.getLogger(__name__)

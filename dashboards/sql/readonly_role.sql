@@ -15,7 +15,8 @@ CREATE SETTINGS PROFILE IF NOT EXISTS fleetledger_readonly_profile
 
 CREATE ROLE IF NOT EXISTS fleetledger_reader;
 
--- cost tables, FinOps views (0003_finops_views) and the raw tables the health dashboard reads
+-- cost tables, FinOps views (0003_finops_views), the raw tables and the gpu_samples_5m rollup
+-- (0004) the health dashboard reads
 GRANT SELECT ON default.workflow_costs_hourly TO fleetledger_reader;
 GRANT SELECT ON default.idle_costs_hourly TO fleetledger_reader;
 GRANT SELECT ON default.request_costs TO fleetledger_reader;
@@ -31,6 +32,7 @@ GRANT SELECT ON default.reservations TO fleetledger_reader;
 GRANT SELECT ON default.prices TO fleetledger_reader;
 GRANT SELECT ON default.engine_placements TO fleetledger_reader;
 GRANT SELECT ON default.gpu_samples TO fleetledger_reader;
+GRANT SELECT ON default.gpu_samples_5m TO fleetledger_reader;
 GRANT SELECT ON default.gpu_events TO fleetledger_reader;
 GRANT SELECT ON default.expert_loads TO fleetledger_reader;
 GRANT SELECT ON default.expert_balance_samples TO fleetledger_reader;

@@ -144,56 +144,65 @@ class GpuEnergy:
     gpu_model: str = ""
 
 
-def _sorted_by_gpu(samples: pl.DataFrame) -> pl.DataFrame:
-    """Samples grouped by GPU, time-ordered within a GPU (the store query returns them so)."""
-    runs = samples.select(chg=(pl.col("gpu_uuid") != pl.col("gpu_uuid").shift(1)).fill_null(True))["chg"].sum()
+def _run_starts(gpu: pl.Series) -> np.ndarray:
+    """True where a row starts a new run of equal ``gpu_uuid`` values."""
+    return (gpu != gpu.shift(1)).fill_null(True).to_numpy()
+
+
+def _sorted_by_gpu(samples: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+    """Samples grouped by GPU, time-ordered within a GPU (the store query returns them so),
+    and the run-start mask of the result."""
+    starts = _run_starts(samples["gpu_uuid"])
     ts_sorted = samples.select(
-        ok=((pl.col("ts") >= pl.col("ts").shift(1)) | (pl.col("gpu_uuid") != pl.col("gpu_uuid").shift(1))).fill_null(True).all()
+        ok=((pl.col("ts") >= pl.col("ts").shift(1)) | pl.Series(starts)).fill_null(True).all()
     )["ok"][0]
-    if ts_sorted and runs == samples["gpu_uuid"].n_unique():
-        return samples
-    return samples.sort("gpu_uuid", "ts", maintain_order=True)
+    first = samples["gpu_uuid"].filter(pl.Series(starts))
+    if ts_sorted and first.n_unique() == first.len():  # each GPU in one run
+        return samples, starts
+    samples = samples.sort("gpu_uuid", "ts", maintain_order=True)
+    return samples, _run_starts(samples["gpu_uuid"])
 
 
 def gpu_energy(samples: pl.DataFrame) -> dict[str, GpuEnergy]:
     """Energy rate steps per GPU from ``gpu_samples`` rows (ts, gpu_uuid, energy_mj, power_w[, node, gpu_model]).
 
     Vectorised over all GPUs at once: rows grouped by GPU (sorted only if they are not already),
-    deltas between neighbours of the same GPU, then one slice per GPU.
+    deltas between neighbours of the same GPU, then one slice per GPU. The power fallback is
+    evaluated only on the intervals that need it.
     """
     if samples.is_empty():
         return {}
-    samples = _sorted_by_gpu(samples)
-    gpu = samples["gpu_uuid"]
-    starts_mask = (gpu != gpu.shift(1)).fill_null(True).to_numpy()
-    codes = np.cumsum(starts_mask) - 1
+    samples, starts = _sorted_by_gpu(samples)
     t = samples["ts"].dt.epoch("us").to_numpy().astype(np.int64)
     e = samples["energy_mj"].cast(pl.Float64).to_numpy()  # nulls -> nan
     p = samples["power_w"].cast(pl.Float64).to_numpy()
+    first_rows = np.flatnonzero(starts)
     keep = np.ones(t.size, dtype=bool)  # duplicate (gpu, ts): keep the last
-    keep[:-1] = (codes[1:] != codes[:-1]) | (t[1:] != t[:-1])
+    keep[:-1] = starts[1:] | (t[1:] != t[:-1])
     if not keep.all():
+        codes = np.cumsum(starts) - 1
         codes, t, e, p = codes[keep], t[keep], e[keep], p[keep]
+        starts = np.r_[True, codes[1:] != codes[:-1]]
     n = t.size
     has_next = np.zeros(n, dtype=bool)
-    has_next[:-1] = codes[1:] == codes[:-1]
+    np.logical_not(starts[1:], out=has_next[:-1])
     dt_s = np.zeros(n)
-    dt_s[:-1] = (t[1:] - t[:-1]) / 1e6
+    dt_s[:-1] = np.diff(t) / 1e6
     de = np.full(n, np.nan)
-    de[:-1] = e[1:] - e[:-1]
-    p_next = np.full(n, np.nan)
-    p_next[:-1] = p[1:]
-    counter_ok = has_next & (de >= 0) & (dt_s > 0)  # nan compares False
+    np.subtract(e[1:], e[:-1], out=de[:-1])
     with np.errstate(invalid="ignore", divide="ignore"):
-        counter_w = de / 1000.0 / dt_s
-        p_ok, pn_ok = ~np.isnan(p), ~np.isnan(p_next)
-        power_w = np.where(p_ok & pn_ok, (p + p_next) / 2, np.where(p_ok, p, np.where(pn_ok, p_next, 0.0)))
-    watts = np.where(~has_next, 0.0, np.where(counter_ok, counter_w, power_w))
-    fallback = has_next & ~counter_ok
-    bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
-    fb_any = np.add.reduceat(fallback.astype(np.int64), bounds[:-1]) > 0
-    first_rows = np.flatnonzero(starts_mask)
-    names = gpu.gather(first_rows).to_list()
+        counter_ok = has_next & (de >= 0) & (dt_s > 0)  # nan compares False
+        watts = np.zeros(n)
+        np.divide(de / 1000.0, dt_s, out=watts, where=counter_ok)
+        fallback = has_next & ~counter_ok
+        fb = np.flatnonzero(fallback)
+        if fb.size:
+            p0, p1 = p[fb], p[fb + 1]  # fb rows have a next row of the same GPU
+            p_ok, pn_ok = ~np.isnan(p0), ~np.isnan(p1)
+            watts[fb] = np.where(p_ok & pn_ok, (p0 + p1) / 2, np.where(p_ok, p0, np.where(pn_ok, p1, 0.0)))
+    bounds = np.flatnonzero(np.r_[starts, True])
+    fb_any = (np.add.reduceat(fallback.astype(np.int64), bounds[:-1]) > 0) if fb.size else np.zeros(bounds.size - 1, bool)
+    names = samples["gpu_uuid"].gather(first_rows).to_list()
     nodes = samples["node"].gather(first_rows).to_list() if "node" in samples.columns else [""] * len(names)
     models = samples["gpu_model"].gather(first_rows).to_list() if "gpu_model" in samples.columns else [""] * len(names)
     out = {}

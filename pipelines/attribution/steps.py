@@ -81,10 +81,12 @@ def step_sum(steps: list[Step]) -> Step:
         return Step.zero()
     if len(steps) == 1:
         return steps[0]
-    times = _union(steps)
+    first = steps[0].times
+    same_grid = all(s.times is first or np.array_equal(s.times, first) for s in steps[1:])
+    times = first if same_grid else _union(steps)  # GPUs sampled together share one grid
     total = np.zeros(times.size, dtype=np.float64)
     for s in steps:
-        total += s.at(times)
+        total += s.values if same_grid else s.at(times)
     return Step(times, total)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.attribution.steps import Step, compact, sorted_unique
+from pipelines.attribution.steps import Step, compact
 
 MAX_W_BITS = 52
 MAX_SCALE = float(2**30)
@@ -28,6 +28,18 @@ def quantise(weights: np.ndarray) -> np.ndarray:
     total = float(np.sum(weights))
     scale = MAX_SCALE if total <= 0 else min(MAX_SCALE, 2.0 ** np.floor(np.log2(2.0**MAX_W_BITS / (total * 1.01))))
     return np.maximum(1, np.rint(weights * scale)).astype(np.int64)
+
+
+def _rank(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values of ``events`` and, for each event, its index among them (one argsort)."""
+    order = np.argsort(events)
+    ordered = events[order]
+    new = np.empty(ordered.size, dtype=bool)
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    rank = np.empty(events.size, dtype=np.int64)
+    rank[order] = np.cumsum(new) - 1
+    return ordered[new], rank
 
 
 @dataclass
@@ -52,24 +64,20 @@ def sweep(ws: int, we: int, starts: np.ndarray, ends: np.ndarray, weights: np.nd
     parts += [c.times[(c.times > ws) & (c.times < we)] for c in channels]
     if extra_points is not None:
         parts.append(extra_points[(extra_points > ws) & (extra_points < we)])
-    pts = sorted_unique(np.concatenate(parts))
+    pts, rank = _rank(np.concatenate(parts))
+    ia, ib = rank[:a.size], rank[a.size:2 * a.size]  # index of each phase edge in pts
     left = pts[:-1]
     dt = np.diff(pts) / 1e6
-    order_a = np.argsort(a, kind="stable")
-    order_b = np.argsort(b, kind="stable")
-    sa, sb = a[order_a], b[order_b]
-    cw_a = np.concatenate([[0], np.cumsum(w[order_a])])
-    cw_b = np.concatenate([[0], np.cumsum(w[order_b])])
-    n_started = np.searchsorted(sa, left, side="right")
-    n_ended = np.searchsorted(sb, left, side="right")
-    busy = n_started > n_ended  # integer count of active phases > 0
-    total_w = cw_a[n_started] - cw_b[n_ended]  # exact int64
+    # active count and exact weight total on [pts[j], pts[j+1]): edges at or before pts[j].
+    # Quantised weights sum to < 2**53, so the float bincounts hold exact integers.
+    n_pts = pts.size
+    count = np.cumsum(np.bincount(ia, minlength=n_pts) - np.bincount(ib, minlength=n_pts))[:-1]
+    busy = count > 0  # integer count of active phases > 0
+    dw = np.bincount(ia, weights=w, minlength=n_pts).astype(np.int64)
+    dw -= np.bincount(ib, weights=w, minlength=n_pts).astype(np.int64)
+    total_w = np.cumsum(dw)[:-1]  # exact int64
     busy_dt = np.where(busy, dt, 0.0)
     share_dt = busy_dt / np.maximum(total_w, 1)  # seconds per weight unit, 0 when idle
-    ia = np.empty(a.size, dtype=np.int64)  # sorted keys search much faster than scattered ones
-    ia[order_a] = np.searchsorted(pts, sa)
-    ib = np.empty(b.size, dtype=np.int64)
-    ib[order_b] = np.searchsorted(pts, sb)
     wf = w.astype(np.float64)
     charges = np.zeros((a.size, len(channels)))
     busy_integrals = np.zeros(len(channels))

@@ -54,3 +54,25 @@ def test_parser_rejects_garbage_so_the_check_above_means_something(store):
 
 def test_split_statements_drops_comments():
     assert split_statements("-- hi\nSELECT 1;\n-- x\nSELECT 2;\n") == ["SELECT 1", "SELECT 2"]
+
+
+def test_cluster_mode_materialized_view_reads_and_writes_the_local_tables(store):
+    stmts = _all(RenderOptions(cluster="fleet"))
+    views = [s for s in stmts if s.startswith("CREATE MATERIALIZED VIEW")]
+    assert views, "no materialized view rendered"
+    mv = next(s for s in views if s.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS gpu_samples_5m_mv "))
+    assert mv.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS gpu_samples_5m_mv ON CLUSTER `fleet` TO gpu_samples_5m_local AS")
+    # what the engine's parser makes of it, not our string: it writes to and reads from _local tables
+    formatted = store.query_rows("SELECT formatQuery({q:String})", {"q": mv})[0][0]
+    assert formatted.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS gpu_samples_5m_mv ON CLUSTER fleet TO gpu_samples_5m_local\n")
+    tree = [line[0].strip() for line in store.query_rows("EXPLAIN AST " + mv)]
+    assert [t for t in tree if t.startswith("TableIdentifier")] == ["TableIdentifier gpu_samples_local"], tree
+    # the rollup table itself is clustered like the others (its name has a digit)
+    assert any(s.startswith("CREATE TABLE IF NOT EXISTS gpu_samples_5m_local ON CLUSTER `fleet`\n") and
+               "ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/{database}/gpu_samples_5m_local', '{replica}')"
+               in s for s in stmts)
+    assert any(s.startswith("CREATE TABLE IF NOT EXISTS gpu_samples_5m ON CLUSTER `fleet` AS gpu_samples_5m_local\n")
+               for s in stmts)
+    # single-node mode is untouched: the plain tables
+    plain = next(s for s in _all(RenderOptions()) if s.startswith("CREATE MATERIALIZED VIEW"))
+    assert " TO gpu_samples_5m AS" in plain and "FROM gpu_samples\n" in plain

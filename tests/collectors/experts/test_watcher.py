@@ -183,7 +183,7 @@ def test_poll_errors_do_not_kill_the_thread(tmp_path):
         time.sleep(0.01)
     w.shutdown(2.0)
     assert len(calls) >= 3
-    assert tel.value("expert_poll_errors") >= 3
+    assert tel.value("poll_errors") >= 3
 
 
 def test_pt_dumps_without_torch_are_skipped_and_counted(tmp_path, monkeypatch):

@@ -1,9 +1,9 @@
 """A component that runs ``poll_once()`` on its own thread every ``interval_s``.
 
-Shared by the dump-directory watcher and the EPLB log tailer: idempotent ``start`` /
+Shared by the DCGM scraper, the expert dump watcher and the EPLB log tailer: idempotent ``start`` /
 ``shutdown(timeout_s)``, a stop event that interrupts both the interval wait and the jittered
 back-off after a transient consumer error, and a ``poll_once`` that tests call directly.
-A poll that raises is counted (``expert_poll_errors``) and the loop goes on.
+A poll that raises is counted (``poll_errors{component=<name>}``) and the loop goes on.
 """
 
 from __future__ import annotations
@@ -76,6 +76,6 @@ class PollingComponent:
             try:
                 self.poll_once()
             except Exception as exc:  # one bad poll never kills the collector
-                self.telemetry.add("expert_poll_errors", component=self.name)
+                self.telemetry.add("poll_errors", component=self.name)
                 log.warning("%s: poll failed (%s: %s); retrying next interval", self.name, type(exc).__name__, exc)
             self._stop.wait(self.next_wait_s())
