@@ -76,6 +76,8 @@ MODELS: dict[str, ModelSpec] = {
     "llama3-8b": ModelSpec("llama3-8b", "meta-llama/Llama-3.1-8B-Instruct", 16, 0.006, 2.5e-5, 6e-5, 256, 8192, 2048),
     "qwen-32b": ModelSpec("qwen-32b", "Qwen/Qwen2.5-32B-Instruct", 64, 0.011, 5.0e-5, 1.2e-4, 128, 8192, 2048),
     "llama3-70b": ModelSpec("llama3-70b", "meta-llama/Llama-3.3-70B-Instruct", 140, 0.016, 6.0e-5, 1.6e-4, 128, 8192, 2048),
+    "llama3-405b": ModelSpec("llama3-405b", "meta-llama/Llama-3.1-405B-Instruct-FP8", 410, 0.030, 9.0e-5, 2.4e-4, 128, 8192,
+                             2048),
     "deepseek-v3": ModelSpec(
         "deepseek-v3", "deepseek-ai/DeepSeek-V3", 690, 0.024, 4.0e-5, 1.0e-4, 256, 16384, 4096,
         MoeSpec(layers=61, dense_layers=3, experts=256, top_k=8, redundant_experts=32),
