@@ -328,7 +328,11 @@ def gpu_events_table(spec: FleetSpec, lay: FleetLayout) -> pa.Table:
 
 def populate(store, spec: FleetSpec, *, with_samples: bool = True,
              progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
-    """Insert the whole synthetic fleet into ``store``; returns rows per table."""
+    """Insert the whole synthetic fleet into ``store``; returns rows per table.
+
+    The 5-minute rollup ``gpu_samples_5m`` is never written here: its materialized view fills
+    it from each ``gpu_samples`` insert, exactly as in production.
+    """
     lay = layout(spec)
     counts: dict[str, int] = {}
 

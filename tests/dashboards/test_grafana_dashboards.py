@@ -122,3 +122,21 @@ def test_cost_panel_equals_the_ledger_and_time_range_cuts(fleet_store, fleet_spe
         "SELECT sum(cost_usd) FROM workflow_costs_hourly FINAL WHERE hour < {t:DateTime64(3)}",
         {"t": (start + timedelta(days=1)).replace(tzinfo=None)})[0][0]
     assert math.isclose(day_total, expected, rel_tol=1e-9) and day_total < shown
+
+
+@pytest.mark.parametrize("title,column", [("GPU utilisation by GPU model", "sm_util_pct"),
+                                          ("Mean GPU power draw by GPU model", "power_w")])
+def test_health_panels_on_the_rollup_show_the_raw_samples_means(fleet_store, fleet_spec, title, column):
+    """The fleet's samples reach gpu_samples_5m only through its materialized view (populate
+    inserts gpu_samples, as the shipper does); the panel shows what avg() on the raw rows gives."""
+    health = next(d for d in load_dashboards() if d["title"] == "fleetledger / Fleet health")
+    panel = next(p for p in health["panels"] if p["title"] == title)
+    assert "FROM gpu_samples_5m" in panel["targets"][0]["rawSql"] and panel["interval"] == "5m"
+    options = resolve_options(fleet_store, health, fleet_spec.start, fleet_spec.end)
+    ctx = Expansion(fleet_spec.start, fleet_spec.end, selected={k: None for k in options}, options=options)
+    shown = fleet_store.query_rows(expand(panel["targets"][0]["rawSql"], ctx))
+    raw = fleet_store.query_rows(expand(
+        f"SELECT $__timeInterval(ts) AS time, gpu_model, avg({column}) FROM gpu_samples "
+        "WHERE $__timeFilter(ts) GROUP BY time, gpu_model ORDER BY time, gpu_model", ctx))
+    assert len(raw) > 10 and [r[:2] for r in shown] == [r[:2] for r in raw]
+    assert all(math.isclose(s[2], r[2], rel_tol=1e-9) for s, r in zip(shown, raw, strict=True))
