@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
     @app.command("collect")
     def collect(
         ctx: typer.Context,
-        config: Annotated[Path | None, typer.Option("--config", help="TOML settings file (a [collect] section)")] = None,
+        config: Annotated[Path | None, typer.Option("--config", help="TOML settings file with a \\[collect] section")] = None,
         run_seconds: Annotated[float | None, typer.Option("--run-seconds", help="stop after this long (tests, demos)")] = None,
     ) -> None:
         """Run the node sidecar: GPU samplers, trace receivers, scrapers -> spool (-> store)."""
