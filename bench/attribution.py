@@ -203,9 +203,9 @@ def part_slice(n_instances_tp8: int, method: str, repeat: int = 3) -> dict:
     """One hour of `n` TP=8 instances (and only their GPUs) at batch concurrency 64.
 
     Both methods start from the same ``WindowInputs`` and end at per-request cost and energy.
-    ``core_s`` (the compared figure) is that path for the sweep: ``plan`` (labels, phases, GPU
-    prices, energy steps, memberships) plus the partition sweeps on 2 threads; ``wall_s`` adds
-    ``assemble`` (idle per GPU, output tables, conservation check) for the sweep. Median of
+    ``core_s`` (the compared figure) is that path for the sweep: ``plan`` (phases, GPU prices,
+    energy steps, memberships) plus the partition sweeps on 2 threads; ``wall_s`` adds
+    ``assemble`` (labels, idle per GPU, output tables, conservation check) for the sweep. Median of
     ``repeat`` runs in this process (the machine is shared).
     """
     gpus = [f"GPU-{i:08x}-0000-4000-8000-{i:012x}" for i in range(8 * n_instances_tp8)]
@@ -299,10 +299,10 @@ def main(argv: list[str] | None = None) -> None:
                       "sweep_peak_rss_gib": round(sweep["peak_rss_gib"], 3),
                       "load_avg_1m": round(os.getloadavg()[0], 2),
                       "note": "same inputs to per-request cost+energy on both sides, median of 3: value = the sweep's "
-                              "plan (labels, phases, prices, energy steps) + partition sweeps on 2 threads; baseline = "
+                              "plan (phases, prices, energy steps, memberships) + partition sweeps on 2 threads; baseline = "
                               "naive per-second explode join (both phases, same weights, per-GPU rates, power "
                               "samples; Polars streaming); ratio = baseline / value (>= 10 is the target); "
-                              "end_to_end adds idle per GPU, output tables and the conservation check (the naive "
+                              "end_to_end adds labels, idle per GPU, output tables and the conservation check (the naive "
                               "side has no equivalent); cost_rel_diff = naive vs sweep total attributed cost "
                               "(1 s rounding of the naive side)"}))
 

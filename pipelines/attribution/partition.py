@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipelines.attribution.rates import GpuEnergy
-from pipelines.attribution.steps import Step, masked, step_product, step_sum
-from pipelines.attribution.sweep import sweep
+from pipelines.attribution.steps import Step, covers, step_product, step_sum
+from pipelines.attribution.sweep import sweep, sweep_chain
 
 # charge columns of a partition result
 PREFILL_GPU_S, DECODE_GPU_S, COST_USD, ENERGY_J, ENERGY_COST_USD = range(5)
@@ -56,8 +56,10 @@ class PartitionResult:
 def instance_channels(task: InstanceTask, energy_price: Step, ws: int, we: int) -> tuple[list[Step], str]:
     """Rate channels of an instance: GPUs owned, $/s, W, $ of energy/s; and its energy source."""
     gpus = step_sum(list(task.members.values()))
-    cost = step_sum([masked(m, task.prices[g], ws, we) for g, m in task.members.items() if g in task.prices])
-    energy = step_sum([masked(m, task.energy[g].watts, ws, we) for g, m in task.members.items() if g in task.energy])
+    whole = {g for g, m in task.members.items() if covers(m, ws, we)}  # member for all of the window: no mask
+    mask = lambda g, step: step if g in whole else step_product(task.members[g], step)  # noqa: E731
+    cost = step_sum([mask(g, task.prices[g]) for g in task.members if g in task.prices])
+    energy = step_sum([mask(g, task.energy[g].watts) for g in task.members if g in task.energy])
     energy_cost = step_product(energy, energy_price)
     sources = {task.energy[g].source if g in task.energy else "none" for g in task.members}
     if "power_samples" in sources:
@@ -74,13 +76,17 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     for inst in task.instances:
         channels, source = instance_channels(inst, task.energy_price, task.ws, task.we)
         n = inst.rows.size
-        res = sweep(
-            task.ws, task.we,
-            np.concatenate([inst.prefill_a, inst.decode_a]),
-            np.concatenate([inst.prefill_b, inst.decode_b]),
-            np.concatenate([inst.w_prefill, inst.w_decode]),
-            channels,
-        )
+        if np.array_equal(inst.prefill_b, inst.decode_a):  # decode starts where prefill ends (weights.phases)
+            res = sweep_chain(task.ws, task.we, [inst.prefill_a, inst.prefill_b, inst.decode_b],
+                              [inst.w_prefill, inst.w_decode], channels)
+        else:
+            res = sweep(
+                task.ws, task.we,
+                np.concatenate([inst.prefill_a, inst.decode_a]),
+                np.concatenate([inst.prefill_b, inst.decode_b]),
+                np.concatenate([inst.w_prefill, inst.w_decode]),
+                channels,
+            )
         ch = res.charges
         out = np.empty((n, N_CHARGES))
         out[:, PREFILL_GPU_S] = ch[:n, 0]

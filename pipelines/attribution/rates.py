@@ -56,7 +56,7 @@ def _pick(edges: np.ndarray, candidates: list[tuple[tuple, int, int, Step]]) -> 
     return Step(edges, values), chosen
 
 
-@dataclass
+@dataclass(frozen=True)
 class GpuPrice:
     price: Step  # $/s
     covered: Step  # 1 where a reservation covers the GPU
@@ -99,11 +99,11 @@ def catalog_rate(prices: pl.DataFrame, *, kind: str, cluster: str, provider: str
 def gpu_prices(reservations: pl.DataFrame, prices: pl.DataFrame, cluster: str,
                gpus_of_node: dict[str, list[str]], gpu_models: dict[str, str]) -> PricingInputs:
     """Price steps of every GPU any reservation of ``cluster`` covers."""
-    res = reservations.filter(pl.col("cluster").is_in([cluster, ""])) if not reservations.is_empty() else reservations
     rows = []
-    if not res.is_empty():
-        res = res.with_columns(vf=_us("valid_from"), vt=_us("valid_to"), lt=_us("loaded_at"))
-        rows = list(res.sort("reservation_id", "vf").iter_rows(named=True))
+    if not reservations.is_empty():
+        rows = list(reservations.lazy().filter(pl.col("cluster").is_in([cluster, ""]))
+                    .with_columns(vf=_us("valid_from"), vt=_us("valid_to"), lt=_us("loaded_at"))
+                    .sort("reservation_id", "vf").collect().iter_rows(named=True))
     per_gpu: dict[str, list[tuple[tuple, int, int, Step, int]]] = {}
     for idx, row in enumerate(rows):  # reservations: tens to hundreds, never per request
         rate = row["usd_per_gpu_hour"]
@@ -123,16 +123,20 @@ def gpu_prices(reservations: pl.DataFrame, prices: pl.DataFrame, cluster: str,
         for gpu in members:
             gpu_models.setdefault(gpu, row["gpu_model"])
     out = PricingInputs(reservations=rows, energy_price=catalog_rate(prices, kind="energy", cluster=cluster))
+    resolved: dict[tuple[int, ...], GpuPrice] = {}  # GPUs under the same reservations share one (immutable) result
     for gpu, cands in per_gpu.items():
-        edges = np.unique(np.concatenate(
-            [np.array([c[1], c[2]], dtype=np.int64) for c in cands] + [c[3].times for c in cands]))
-        price, chosen = _pick(edges, [c[:4] for c in cands])
-        res_index = np.where(chosen >= 0, np.array([c[4] for c in cands])[np.clip(chosen, 0, None)], -1)
-        out.gpus[gpu] = GpuPrice(
-            price=price,
-            covered=Step(edges, (chosen >= 0).astype(np.float64)),
-            reservation=Step(edges, res_index.astype(np.float64)),
-        )
+        key = tuple(c[4] for c in cands)
+        if key not in resolved:
+            edges = np.unique(np.concatenate(
+                [np.array([c[1], c[2]], dtype=np.int64) for c in cands] + [c[3].times for c in cands]))
+            price, chosen = _pick(edges, [c[:4] for c in cands])
+            res_index = np.where(chosen >= 0, np.array([c[4] for c in cands])[np.clip(chosen, 0, None)], -1)
+            resolved[key] = GpuPrice(
+                price=price,
+                covered=Step(edges, (chosen >= 0).astype(np.float64)),
+                reservation=Step(edges, res_index.astype(np.float64)),
+            )
+        out.gpus[gpu] = resolved[key]
     return out
 
 
@@ -153,9 +157,13 @@ def _sorted_by_gpu(samples: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
     """Samples grouped by GPU, time-ordered within a GPU (the store query returns them so),
     and the run-start mask of the result."""
     starts = _run_starts(samples["gpu_uuid"])
-    ts_sorted = samples.select(
-        ok=((pl.col("ts") >= pl.col("ts").shift(1)) | pl.Series(starts)).fill_null(True).all()
-    )["ok"][0]
+    if samples["ts"].null_count() == 0:
+        t = samples["ts"].to_physical().to_numpy()
+        ts_sorted = bool(np.all((t[1:] >= t[:-1]) | starts[1:]))
+    else:
+        ts_sorted = samples.select(
+            ok=((pl.col("ts") >= pl.col("ts").shift(1)) | pl.Series(starts)).fill_null(True).all()
+        )["ok"][0]
     first = samples["gpu_uuid"].filter(pl.Series(starts))
     if ts_sorted and first.n_unique() == first.len():  # each GPU in one run
         return samples, starts
@@ -173,27 +181,36 @@ def gpu_energy(samples: pl.DataFrame) -> dict[str, GpuEnergy]:
     if samples.is_empty():
         return {}
     samples, starts = _sorted_by_gpu(samples)
-    t = samples["ts"].dt.epoch("us").to_numpy().astype(np.int64)
+    t = samples["ts"].dt.epoch("us").to_numpy().astype(np.int64, copy=False)
     e = samples["energy_mj"].cast(pl.Float64).to_numpy()  # nulls -> nan
     p = samples["power_w"].cast(pl.Float64).to_numpy()
     first_rows = np.flatnonzero(starts)
-    keep = np.ones(t.size, dtype=bool)  # duplicate (gpu, ts): keep the last
-    keep[:-1] = starts[1:] | (t[1:] != t[:-1])
-    if not keep.all():
+    n = t.size
+    dt_s = np.zeros(n)  # in-place arithmetic below: fresh large arrays are costly to touch
+    np.subtract(t[1:], t[:-1], out=dt_s[:-1])
+    has_next = np.zeros(n, dtype=bool)
+    np.logical_not(starts[1:], out=has_next[:-1])
+    if np.any((dt_s == 0) & has_next):  # duplicate (gpu, ts): keep the last
+        keep = np.ones(n, dtype=bool)
+        keep[:-1] = starts[1:] | (t[1:] != t[:-1])
         codes = np.cumsum(starts) - 1
         codes, t, e, p = codes[keep], t[keep], e[keep], p[keep]
         starts = np.r_[True, codes[1:] != codes[:-1]]
-    n = t.size
-    has_next = np.zeros(n, dtype=bool)
-    np.logical_not(starts[1:], out=has_next[:-1])
-    dt_s = np.zeros(n)
-    dt_s[:-1] = np.diff(t) / 1e6
-    de = np.full(n, np.nan)
-    np.subtract(e[1:], e[:-1], out=de[:-1])
+        n = t.size
+        dt_s = np.zeros(n)
+        np.subtract(t[1:], t[:-1], out=dt_s[:-1])
+        has_next = np.zeros(n, dtype=bool)
+        np.logical_not(starts[1:], out=has_next[:-1])
+    dt_s /= 1e6
+    watts = np.full(n, np.nan)  # energy delta (mJ), then W
+    np.subtract(e[1:], e[:-1], out=watts[:-1])
+    counter_ok = watts >= 0  # nan compares False
+    counter_ok &= has_next
+    counter_ok &= dt_s > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        counter_ok = has_next & (de >= 0) & (dt_s > 0)  # nan compares False
-        watts = np.zeros(n)
-        np.divide(de / 1000.0, dt_s, out=watts, where=counter_ok)
+        watts /= 1000.0
+        watts /= dt_s
+        watts[~counter_ok] = 0.0
         fallback = has_next & ~counter_ok
         fb = np.flatnonzero(fallback)
         if fb.size:
@@ -226,12 +243,13 @@ def memberships(placements: pl.DataFrame, cluster: str) -> dict[str, InstanceInf
     if placements.is_empty():
         return {}
     p = (
-        placements.filter(pl.col("cluster") == cluster)
+        placements.lazy().filter(pl.col("cluster") == cluster)
         .with_columns(vf=_us("valid_from"), vt=_us("valid_to"), ut=_us("updated_at"))
         .sort("engine_instance", "vf", "ut")
         .unique(["engine_instance", "vf"], keep="last", maintain_order=True)
         .with_columns(next_vf=pl.col("vf").shift(-1).over("engine_instance"))
         .with_columns(eff_to=pl.min_horizontal("vt", pl.col("next_vf").fill_null(pl.col("vt"))))
+        .collect()
     )
     out: dict[str, InstanceInfo] = {}
     for row in p.iter_rows(named=True):  # placements: one or a few per instance

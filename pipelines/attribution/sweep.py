@@ -42,6 +42,42 @@ def _rank(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered[new], rank
 
 
+def _rounding_carry(F: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Running sum of the rounding errors of ``F = cumsum(x)`` (TwoSum per step), aligned with F.
+
+    ``F[b] - F[a]`` alone loses a phase whose share is below F's last bits (a huge weight on a
+    short segment after long light ones); ``(F[b] - F[a]) + (lo[b] - lo[a])`` keeps it, which is
+    what keeps attributed + idle equal to the total at 1e-9 on such workloads.
+    """
+    s, a = F[1:], F[:-1]
+    bv = s - a
+    err = s - bv  # in place below: err = (a - (s - bv)) + (x - bv)
+    np.subtract(a, err, out=err)
+    np.subtract(x, bv, out=bv)
+    err += bv
+    lo = np.zeros(F.size)
+    np.cumsum(err, out=lo[1:])
+    return lo
+
+
+def _inside(times: np.ndarray, ws: int, we: int) -> tuple[int, int]:
+    """Index range of the breakpoints strictly inside (ws, we)."""
+    lo = int(np.searchsorted(times, ws, side="right"))
+    return lo, max(lo, int(np.searchsorted(times, we, side="left")))
+
+
+def _rate_at_left(c: Step, lo: int, hi: int, ranks: np.ndarray, n_left: int) -> np.ndarray | float:
+    """``c.at(left)`` without a search: the value in force at ws, carried forward from each of the
+    channel's breakpoints ``c.times[lo:hi]`` (found at ``ranks`` among the sweep's points)."""
+    if hi == lo:
+        return float(c.values[lo - 1]) if lo else 0.0  # constant in the window: a scalar
+    idx = np.full(n_left, -1, dtype=np.int64)
+    idx[0] = lo - 1  # the breakpoint in force at ws (-1: none, the step is 0 there)
+    idx[ranks] = np.arange(lo, hi)
+    np.maximum.accumulate(idx, out=idx)
+    return np.concatenate([[0.0], c.values])[idx + 1]
+
+
 @dataclass
 class SweepResult:
     charges: np.ndarray  # (phases, channels) charged integrals
@@ -56,39 +92,82 @@ def sweep(ws: int, we: int, starts: np.ndarray, ends: np.ndarray, weights: np.nd
     ``starts``/``ends``: phase edges (µs); ``weights``: float weight rates; ``channels``: rate
     steps (e.g. GPUs, $/s, W, $ of energy/s). Phases are clipped to [ws, we).
     """
-    a = np.clip(starts, ws, we)
-    b = np.clip(ends, ws, we)
-    b = np.maximum(a, b)
-    w = quantise(np.asarray(weights, dtype=np.float64))
-    parts = [a, b, np.array([ws, we], dtype=np.int64)]
-    parts += [c.times[(c.times > ws) & (c.times < we)] for c in channels]
+    return sweep_chain(ws, we, [starts, ends], [weights], channels, extra_points)
+
+
+def sweep_chain(ws: int, we: int, edges: list[np.ndarray], weights: list[np.ndarray],
+                channels: list[Step], extra_points: np.ndarray | None = None) -> SweepResult:
+    """``sweep`` of requests made of consecutive phases, each shared edge ranked once.
+
+    Phase j of request i is ``[edges[j][i], edges[j + 1][i])`` with weight ``weights[j][i]``
+    (edges non-decreasing per request, as ``weights.phases`` makes them); charges come back
+    phase-major (all phase-0 rows, then phase-1 rows, ...), exactly as ``sweep`` on the
+    concatenated phases would return them.
+    """
+    k, n = len(weights), edges[0].size
+    e = [np.clip(edges[0], ws, we)]
+    for x in edges[1:]:
+        e.append(np.maximum(e[-1], np.clip(x, ws, we)))
+    w = quantise(np.concatenate([np.asarray(x, dtype=np.float64) for x in weights]))
+    wq = [w[j * n:(j + 1) * n] for j in range(k)]
+    inside = [_inside(c.times, ws, we) for c in channels]  # each channel's breakpoints in (ws, we)
+    parts = [*e, np.array([ws, we], dtype=np.int64)]
+    parts += [c.times[lo:hi] for c, (lo, hi) in zip(channels, inside, strict=True)]
     if extra_points is not None:
         parts.append(extra_points[(extra_points > ws) & (extra_points < we)])
     pts, rank = _rank(np.concatenate(parts))
-    ia, ib = rank[:a.size], rank[a.size:2 * a.size]  # index of each phase edge in pts
+    r = [rank[j * n:(j + 1) * n] for j in range(k + 1)]  # index of each edge in pts
     left = pts[:-1]
     dt = np.diff(pts) / 1e6
     # active count and exact weight total on [pts[j], pts[j+1]): edges at or before pts[j].
     # Quantised weights sum to < 2**53, so the float bincounts hold exact integers.
     n_pts = pts.size
-    count = np.cumsum(np.bincount(ia, minlength=n_pts) - np.bincount(ib, minlength=n_pts))[:-1]
+    count = np.cumsum(np.bincount(r[0], minlength=n_pts) - np.bincount(r[k], minlength=n_pts))[:-1]
     busy = count > 0  # integer count of active phases > 0
-    dw = np.bincount(ia, weights=w, minlength=n_pts).astype(np.int64)
-    dw -= np.bincount(ib, weights=w, minlength=n_pts).astype(np.int64)
+    dw = np.bincount(r[0], weights=wq[0], minlength=n_pts).astype(np.int64)
+    for j in range(1, k):  # an inner edge ends phase j - 1 and starts phase j
+        dw += np.bincount(r[j], weights=wq[j] - wq[j - 1], minlength=n_pts).astype(np.int64)
+    dw -= np.bincount(r[k], weights=wq[k - 1], minlength=n_pts).astype(np.int64)
     total_w = np.cumsum(dw)[:-1]  # exact int64
     busy_dt = np.where(busy, dt, 0.0)
     share_dt = busy_dt / np.maximum(total_w, 1)  # seconds per weight unit, 0 when idle
     wf = w.astype(np.float64)
-    charges = np.zeros((a.size, len(channels)))
+    charges = np.zeros((k * n, len(channels)))
     busy_integrals = np.zeros(len(channels))
-    F = np.zeros(left.size + 1)
-    for k, c in enumerate(channels):  # a handful of channels, each one vectorised pass
-        if c.times.size == 0:
-            continue
-        inside = (c.times > ws) & (c.times < we)
-        rate = c.at(left) if inside.any() else c.at(np.array([ws]))[0]  # constant in the window: a scalar
-        np.cumsum(rate * share_dt, out=F[1:])
-        charges[:, k] = wf * (F[ib] - F[ia])
-        busy_integrals[k] = float(np.sum(rate * busy_dt))  # not np.dot: BLAS threads cost ms per call
-    busy_step = compact(np.concatenate([left, [we]]), np.concatenate([busy.astype(np.float64), [0.0]]))
-    return SweepResult(charges=charges, busy=busy_step, busy_integrals=busy_integrals)
+
+    def shares(x: np.ndarray) -> np.ndarray:
+        """Per phase: its weight times the integral of ``x`` (per weight unit) over the phase."""
+        F = np.zeros(left.size + 1)
+        np.cumsum(x, out=F[1:])
+        F_lo = _rounding_carry(F, x)
+        out = np.empty(k * n)
+        for j in range(k):
+            b_, a_ = r[j + 1], r[j]
+            out[j * n:(j + 1) * n] = wf[j * n:(j + 1) * n] * ((F[b_] - F[a_]) + (F_lo[b_] - F_lo[a_]))
+        return out
+
+    unit = None  # shares of a rate of 1, shared by every channel constant in the window
+    offset = (k + 1) * n + 2  # where the channels' breakpoints start among the ranked events
+    for c_i, c in enumerate(channels):  # a handful of channels, each one vectorised pass
+        lo, hi = inside[c_i]
+        if c.times.size:
+            rate = _rate_at_left(c, lo, hi, rank[offset:offset + hi - lo], left.size)
+            if np.ndim(rate) == 0:
+                unit = shares(share_dt) if unit is None else unit
+                charges[:, c_i] = rate * unit
+            else:
+                charges[:, c_i] = shares(rate * share_dt)
+            busy_integrals[c_i] = float(np.sum(rate * busy_dt))  # not np.dot: BLAS threads cost ms per call
+        offset += hi - lo
+    return SweepResult(charges=charges, busy=_busy_step(left, busy, we), busy_integrals=busy_integrals)
+
+
+def _busy_step(left: np.ndarray, busy: np.ndarray, we: int) -> Step:
+    """The 0/1 busy step on the segments starting at ``left``, closed with 0 at ``we`` (only where it changes)."""
+    if left.size == 0:
+        return compact(np.array([we], dtype=np.int64), np.array([0.0]))
+    idx = np.flatnonzero(np.r_[True, busy[1:] != busy[:-1]])
+    times, values = left[idx], busy[idx].astype(np.float64)
+    if busy[-1]:
+        times, values = np.r_[times, we], np.r_[values, 0.0]
+    return Step(times, values)

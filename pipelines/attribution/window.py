@@ -71,7 +71,7 @@ class WindowResult:
 @dataclass
 class WindowPlan:
     inputs: WindowInputs
-    spans: pl.DataFrame  # labelled spans with phase columns
+    spans: pl.DataFrame  # spans with phase columns (labels are resolved in ``assemble``: the sweeps need none)
     pricing: PricingInputs
     energy: dict
     instances: dict
@@ -87,10 +87,9 @@ def to_us(t: dt.datetime) -> int:
 
 
 def plan(inputs: WindowInputs, opts: AttributionOptions) -> WindowPlan:
-    """Everything before the sweeps: labels, phases, prices, energy, memberships, partitions."""
+    """Everything the sweeps need: phases, prices, energy, memberships, partitions."""
     ws, we = to_us(inputs.window_start), to_us(inputs.window_end)
-    spans = resolve_labels(inputs.spans, inputs.trace_labels, opts.request_id_pattern)
-    spans = pl.concat([spans, phases(spans, opts.weighting, opts.decode_weight)], how="horizontal")
+    spans = pl.concat([inputs.spans, phases(inputs.spans, opts.weighting, opts.decode_weight)], how="horizontal")
     energy = gpu_energy(inputs.samples)
     gpu_nodes = {g: e.node for g, e in energy.items() if e.node}
     gpu_models = {g: e.gpu_model for g, e in energy.items() if e.gpu_model}
@@ -171,7 +170,11 @@ def assemble(p: WindowPlan, results: list[PartitionResult], opts: AttributionOpt
 
 def _request_costs(p: WindowPlan, charges: np.ndarray, sources: dict[str, str], opts: AttributionOptions,
                    run_version: int, now: dt.datetime, ws: int, we: int) -> pl.DataFrame:
-    s = p.spans.with_columns(
+    labelled = resolve_labels(p.spans, p.inputs.trace_labels, opts.request_id_pattern)
+    s = labelled.select(  # the span columns with labels resolved, then the phase columns
+        *[c for c in labelled.columns if c not in p.spans.columns or c in p.inputs.spans.columns],
+        *[c for c in p.spans.columns if c not in p.inputs.spans.columns],
+    ).with_columns(
         prefill_gpu_seconds=pl.Series(charges[:, PREFILL_GPU_S]),
         decode_gpu_seconds=pl.Series(charges[:, DECODE_GPU_S]),
         cost_usd=pl.Series(charges[:, COST_USD]),

@@ -36,3 +36,17 @@ def test_quantised_weights_keep_ratios_and_fit_int64_sums():
     assert q.dtype == np.int64 and q.sum() < 2**53
     assert q[2] / q[1] == pytest.approx(3.0, rel=1e-6)
     assert q.min() >= 1
+
+
+def test_short_heavy_phase_inside_a_long_light_one_keeps_its_share():
+    # Found by the conservation property test: L [0, 100 s) w=0.01 light, H [50 s, 50 s + 10 µs) w=4e8
+    # heavy. F(b) - F(a) of two large running totals loses H's share in the last bits unless the
+    # rounding error of the running sum is carried along.
+    ten_us = 10
+    res = sweep(0, 100 * S, np.array([0, 50 * S]), np.array([100 * S, 50 * S + ten_us]),
+                np.array([0.01, 4e8]), [Step(np.array([0]), np.array([1.0]))])
+    h, light = res.charges[1, 0], res.charges[0, 0]
+    exact_h = 1e-5 * 4e8 / (4e8 + 0.01)
+    assert h == pytest.approx(exact_h, rel=1e-12)
+    assert light == pytest.approx(100.0 - exact_h, rel=1e-12)
+    assert h + light == pytest.approx(100.0, rel=1e-15)
