@@ -55,9 +55,10 @@ def make_gpu_samples(n: int, seed: int = 7) -> pa.Table:
     return pa.table(cols, schema=GPU_SAMPLES)
 
 
-def shifted(data: pa.Table, minutes: int) -> pa.Table:
-    """The same rows moved ``minutes`` later (a distinct block for insert deduplication)."""
-    ts = pa.compute.add(data.column("ts"), pa.scalar(minutes * 60_000, pa.duration("ms")))
+def shifted(data: pa.Table, hours: int) -> pa.Table:
+    """The same rows moved ``hours`` later: a distinct block (insert deduplication) with keys that no
+    other block has (ReplacingMergeTree merges would otherwise collapse overlapping rows)."""
+    ts = pa.compute.add(data.column("ts"), pa.scalar(hours * 3_600_000, pa.duration("ms")))
     return data.set_column(0, "ts", ts)
 
 
