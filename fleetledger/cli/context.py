@@ -29,6 +29,7 @@ class AppState:
             with cli_errors():
                 self._settings = load_settings(self.config_file, **self.overrides)
             logging.basicConfig(level=self._settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+            logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP call to Prefect's API
             apply_prefect_env(self._settings)
         return self._settings
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +29,7 @@ def register(app: typer.Typer) -> None:
         store: Annotated[str | None, typer.Option("--store", help="store DSN (default: a chDB folder inside --out)")] = None,
     ) -> None:
         """Simulate a 16-GPU fleet, run the real collectors and flows on it, and report its costs."""
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the progress bars tell the story
         from fleetledger.demo import DemoOptions, run_demo
 
         settings = state(ctx).settings
@@ -122,12 +126,27 @@ def summarize(result) -> bool:
         "conservation_ok": conserved, "conservation_gap_usd": gap, "worst_workflow_error": worst,
         "request_error": q, "timings_s": result.timings,
     }, indent=1, default=str))
+    cli = _cli_name()
     console.print("\nNext:")
     if result.report:
         console.print(f"  open {result.report}")
-    console.print(f"  fleetledger --store {result.store_dsn} sql \"SELECT * FROM workflow_costs_hourly FINAL LIMIT 10\"")
-    console.print(f"  fleetledger --store {result.store_dsn} experts")
+    console.print(f"  {cli} --store {result.store_dsn} sql \"SELECT * FROM workflow_costs_daily_v ORDER BY cost_usd DESC LIMIT 10\"",
+                  highlight=False, soft_wrap=True)
+    console.print(f"  {cli} --store {result.store_dsn} experts", highlight=False, soft_wrap=True)
+    console.print(f"  {cli} --store {result.store_dsn} export focus --from {result.window_start:%Y-%m-%dT%H:%MZ} "
+                  f"--to {result.window_end:%Y-%m-%dT%H:%MZ} --format csv --out focus.csv", highlight=False, soft_wrap=True)
     return ok
+
+
+def _cli_name() -> str:
+    """How the user can call us again: `.venv/bin/fleetledger` after `make demo`, else `fleetledger`."""
+    exe = Path(sys.argv[0])
+    if exe.name == "fleetledger" and exe.is_absolute() and exe.parent != Path(shutil.which("fleetledger") or "/").parent:
+        try:
+            return str(exe.relative_to(Path.cwd()))
+        except ValueError:
+            return str(exe)
+    return "fleetledger"
 
 
 def _table(title: str, df) -> None:
