@@ -35,7 +35,7 @@ from collectors.component import PermanentError, TransientError
 from collectors.config import ShipperConfig
 from collectors.spool import TORN_DIR, quarantine
 from collectors.telemetry import Telemetry
-from schemas.spool import SegmentInfo, TornSegmentError, list_segments, read_segment
+from schemas.spool import SegmentInfo, TornSegmentError, data_range, list_segments, read_segment
 from schemas.store import StoreQueryError, StoreUnavailableError
 from schemas.tables import SPOOL_SEGMENTS, UnknownTableError
 
@@ -128,7 +128,7 @@ class Shipper:
         try:
             store = self._ensure_store()
             store.insert(seg.table, data, dedup_token=seg.segment_id)
-            store.insert("spool_segments", self._ledger_row(seg, data.num_rows), dedup_token=seg.segment_id)
+            store.insert("spool_segments", self._ledger_row(seg, data), dedup_token=seg.segment_id)
         except _TRANSIENT as exc:
             self._note_transient(exc)
             return False
@@ -149,11 +149,12 @@ class Shipper:
         self.telemetry.add("shipped_segments", component="shipper")
         return True
 
-    def _ledger_row(self, seg: SegmentInfo, rows: int) -> pa.Table:
+    def _ledger_row(self, seg: SegmentInfo, data: pa.Table) -> pa.Table:
         now = datetime.now(UTC)
+        start, end = data_range(seg.table, data)
         return pa.table({
             "segment_id": [seg.segment_id], "table_name": [seg.table], "node": [seg.node],
-            "rows": [rows], "ingested_at": [now],
+            "rows": [data.num_rows], "ingested_at": [now], "data_start": [start], "data_end": [end],
         }, schema=SPOOL_SEGMENTS)
 
     def _ensure_store(self) -> Any:

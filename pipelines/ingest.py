@@ -25,8 +25,15 @@ from pathlib import Path
 import pyarrow as pa
 
 from schemas import Store
-from schemas.spool import SegmentInfo, TornSegmentError, list_leftover_tmp, list_segments, read_segment
-from schemas.tables import SPOOLABLE_TABLES, conform
+from schemas.spool import (
+    SegmentInfo,
+    TornSegmentError,
+    data_range,
+    list_leftover_tmp,
+    list_segments,
+    read_segment,
+)
+from schemas.tables import SPOOLABLE_TABLES, TS_MS, conform
 
 log = logging.getLogger(__name__)
 TORN_DIR = "torn"
@@ -106,12 +113,15 @@ def _load_batch(store: Store, table: str, batch: list[tuple[SegmentInfo, pa.Tabl
     data = pa.concat_tables([t for _, t in batch])
     rows = store.insert(table, data, dedup_token=token)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    ranges = [data_range(table, t) for _, t in batch]
     store.insert("spool_segments", pa.table({
         "segment_id": ids,
         "table_name": [table] * len(batch),
         "node": [seg.node for seg, _ in batch],
         "rows": pa.array([t.num_rows for _, t in batch], pa.uint64()),
-        "ingested_at": pa.array([now] * len(batch), pa.timestamp("ms", tz="UTC")),
+        "ingested_at": pa.array([now] * len(batch), TS_MS),
+        "data_start": pa.array([r[0] for r in ranges], TS_MS),
+        "data_end": pa.array([r[1] for r in ranges], TS_MS),
     }))
     for seg, _ in batch:
         seg.path.unlink(missing_ok=True)

@@ -106,9 +106,14 @@ def hourly_windows(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.dateti
     return out
 
 
+# raw tables whose late rows change a window's attribution (energy from samples, labels, spans)
+LATE_DATA_TABLES = ("gpu_samples", "request_spans", "trace_labels")
+
+
 def windows_due(store: Store, now: dt.datetime, allowed_lateness_s: int) -> list[tuple[dt.datetime, dt.datetime]]:
     """The last complete hour, plus earlier hours within the allowed lateness that were never
-    attributed or whose spans arrived (``received_at``) after their last run."""
+    attributed, whose spans arrived (``received_at``) after their last run, or for which spool
+    segments of spans, labels or GPU samples were loaded after it (``spool_segments`` ranges)."""
     last = hour_floor(now) - dt.timedelta(hours=1)
     first = min(last, hour_floor(now - dt.timedelta(seconds=allowed_lateness_s)))
     due = []
@@ -121,6 +126,13 @@ def windows_due(store: Store, now: dt.datetime, allowed_lateness_s: int) -> list
         newest = store.query_rows(
             f"SELECT max(received_at), count() FROM request_spans WHERE end_ts > {_WS} AND start_ts < {_WE}", p)[0]
         if int(newest[1]) and newest[0] is not None and _aware(newest[0]) > _aware(last_run[0]):
+            due.append((ws, we))
+            continue
+        # GPU samples (and spans or labels) loaded after the last run, whatever their receive time
+        loaded = store.query_rows(
+            "SELECT max(ingested_at), count() FROM spool_segments FINAL WHERE table_name IN {t:Array(String)} "
+            f"AND data_end >= {_WS} AND data_start < {_WE}", {**p, "t": list(LATE_DATA_TABLES)})[0]
+        if int(loaded[1]) and loaded[0] is not None and _aware(loaded[0]) > _aware(last_run[0]):
             due.append((ws, we))
     return due
 

@@ -40,6 +40,7 @@ _MV_RE = re.compile(
     re.S,
 )
 _FIRST_FROM_RE = re.compile(r"\bFROM\s+(?P<source>[a-z0-9_]+)\b")
+_ALTER_RE = re.compile(r"^\s*ALTER TABLE (?P<name>[a-z0-9_]+) ON CLUSTER `[^`]+`(?P<rest>.*)$", re.S)
 _ENGINE_RE = re.compile(r"ENGINE = (?P<engine>[A-Za-z]*MergeTree)(?:\((?P<args>[^)]*)\))?")
 
 
@@ -114,10 +115,15 @@ def render(sql: str, opts: RenderOptions) -> list[str]:
 
 def _clusterize(stmt: str, cluster: str) -> list[str]:
     """CREATE TABLE x -> replicated x_local on every replica + Distributed x over it;
+    ALTER TABLE x -> the same ALTER on x_local and on x;
     CREATE MATERIALIZED VIEW v TO t ... FROM s -> the same view reading s_local into t_local."""
     mv = _MV_RE.match(stmt)
     if mv:
         return [_clusterize_view(mv, cluster)]
+    alter = _ALTER_RE.match(stmt)
+    if alter:  # the same change on the replicated storage and on the Distributed table over it
+        name, rest = alter.group("name"), alter.group("rest")
+        return [f"ALTER TABLE {name}_local ON CLUSTER `{cluster}`{rest}", f"ALTER TABLE {name} ON CLUSTER `{cluster}`{rest}"]
     m = _CREATE_RE.match(stmt)
     if not m:
         return [stmt]

@@ -12,13 +12,17 @@ twice leaves its rows once in the store.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
+
+from schemas.tables import DATA_TIME
 
 SUFFIX = ".arrows"
 TMP_SUFFIX = ".tmp"
@@ -115,3 +119,19 @@ def read_segment(path: Path) -> pa.Table:
             return table
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
         raise TornSegmentError(f"segment {path.name} is torn or corrupt ({exc}); it is skipped") from exc
+
+
+def data_range(table: str, data: pa.Table) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Earliest and latest data time of a segment's rows (``DATA_TIME``), widened to whole
+    milliseconds; (None, None) for tables without a data time. Recorded in ``spool_segments``
+    so late data re-attributes the windows it falls in."""
+    cols = DATA_TIME.get(table)
+    if cols is None or data.num_rows == 0:
+        return None, None
+    lo, hi = pc.min(data.column(cols[0])).as_py(), pc.max(data.column(cols[1])).as_py()
+    if lo is None or hi is None:
+        return None, None
+    lo = lo.replace(microsecond=lo.microsecond // 1000 * 1000)
+    if hi.microsecond % 1000:
+        hi = hi.replace(microsecond=hi.microsecond // 1000 * 1000) + dt.timedelta(milliseconds=1)
+    return lo, hi

@@ -218,6 +218,8 @@ SPOOL_SEGMENTS = pa.schema([
     _f("node", STR),
     _f("rows", pa.uint64()),
     _f("ingested_at", TS_MS),
+    _n("data_start", TS_MS),  # earliest data time in the segment (ts, start_ts, window_start...)
+    _n("data_end", TS_MS),  # latest data time in the segment
 ])
 
 # ---------------------------------------------------------------- derived (written by flows)
@@ -387,6 +389,20 @@ SPOOLABLE_TABLES = frozenset({
     "gpu_samples", "gpu_events", "gpu_processes", "engine_placements", "request_spans",
     "trace_labels", "engine_metrics", "expert_loads", "expert_balance_samples",
 })
+
+
+# Where each raw table keeps the time its rows describe: (earliest column, latest column). The
+# ingest step records this range per spool segment, so late data re-attributes its windows.
+DATA_TIME: dict[str, tuple[str, str]] = {
+    "gpu_samples": ("ts", "ts"),
+    "gpu_events": ("ts", "ts"),
+    "gpu_processes": ("ts", "ts"),
+    "request_spans": ("start_ts", "end_ts"),
+    "trace_labels": ("ts", "ts"),
+    "engine_metrics": ("ts", "ts"),
+    "expert_loads": ("window_start", "window_end"),
+    "expert_balance_samples": ("ts", "ts"),
+}
 
 
 class UnknownTableError(KeyError):

@@ -88,6 +88,12 @@ def test_outage_then_recovery_every_row_exactly_once(store, tmp_path):
     assert stored_ids(store) == list(range(500))  # count() without FINAL: no duplicate rows
     assert store.count("gpu_samples") == 500
     assert store.count("spool_segments", final=True) == 5
+    # each ledger row carries its data's time range, so late samples re-attribute their window
+    covered = store.query_rows(
+        "SELECT (SELECT min(data_start) FROM spool_segments FINAL) = (SELECT min(ts) FROM gpu_samples), "
+        "(SELECT max(data_end) FROM spool_segments FINAL) = (SELECT max(ts) FROM gpu_samples), "
+        "(SELECT countIf(data_start IS NULL) FROM spool_segments FINAL)")
+    assert covered == [(1, 1, 0)]
     assert tel.value("shipped_rows") == 500
     assert tel.value("errors", component="shipper", kind="StoreUnavailableError") == 2 + 4 + 2
     assert flaky.closed == 1

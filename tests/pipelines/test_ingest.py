@@ -62,3 +62,27 @@ def test_a_rebuilt_batch_after_a_crash_is_not_inserted_twice(tmp_path, store):
     report = ingest_spool(store, spool)
     assert report.segments == 3
     assert store.count("request_spans") == 3  # the same batch, the same token: deduplicated
+
+
+def test_each_segment_records_the_time_range_of_its_data(tmp_path, store):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from schemas.tables import TS_US
+
+    spool = tmp_path / "spool"
+    spans = frame("request_spans", [span("a", 10, prefill=1, decode=2), span("a", 30, prefill=1, decode=1)]).to_arrow()
+    starts = pa.array([dt.datetime(2026, 11, 28, 10, 0, 0, 123_456, tzinfo=dt.UTC),
+                       dt.datetime(2026, 11, 28, 10, 0, 30, tzinfo=dt.UTC)], TS_US)
+    ends = pa.array([dt.datetime(2026, 11, 28, 10, 0, 3, tzinfo=dt.UTC),
+                     dt.datetime(2026, 11, 28, 10, 0, 32, 654_321, tzinfo=dt.UTC)], TS_US)
+    spans = spans.set_column(spans.column_names.index("start_ts"), "start_ts", starts)
+    spans = spans.set_column(spans.column_names.index("end_ts"), "end_ts", ends)
+    seg = write_segment(spool, "request_spans", spans, "node-a", 1_000, 1)
+    ingest_spool(store, spool)
+    row = store.query_arrow("SELECT data_start, data_end FROM spool_segments WHERE segment_id = {s:String}",
+                            {"s": seg.segment_id}).to_pylist()[0]
+    # widened to whole milliseconds, never narrower than the data
+    assert row["data_start"] == dt.datetime(2026, 11, 28, 10, 0, 0, 123_000, tzinfo=dt.UTC)
+    assert row["data_end"] == dt.datetime(2026, 11, 28, 10, 0, 32, 655_000, tzinfo=dt.UTC)

@@ -82,3 +82,29 @@ def test_late_span_marks_its_window_due_and_rerun_relabels(store):
     assert rows == pytest.approx({"r1": 0.45, "late": 0.15})
     assert store.query_rows("SELECT count() FROM attribution_runs WHERE window_start = {ws:DateTime64(3, 'UTC')}",
                             {"ws": ws})[0][0] == 1
+
+
+def test_late_gpu_samples_loaded_from_the_spool_mark_their_window_due(store, tmp_path):
+    from pipelines.ingest import ingest_spool
+    from schemas.spool import write_segment
+
+    seed(store, [span("a", 100, prefill=10, decode=50, request_id="r1", received=200)])
+    now = at(3 * 3600 + 60)
+    for h in (0, 1, 2):
+        attribute(store, at(h * 3600), at((h + 1) * 3600))
+    before = {r[0]: r[3] for r in snapshot(store)["request_costs"]}
+    assert windows_due(store, now, allowed_lateness_s=3 * 3600) == [(at(2 * 3600), at(3 * 3600))]
+    # GPU g2 (instance b, idle) reports late: its samples for hour 1 reach the spool after hour 1 ran
+    late = frame("gpu_samples", samples("g2", [float(t) for t in range(3600, 7200, 60)], watts=300.0)).to_arrow()
+    write_segment(tmp_path / "spool", "gpu_samples", late, "node-b", 1_000, 1)
+    ingest_spool(store, tmp_path / "spool")
+    due = windows_due(store, now, allowed_lateness_s=3 * 3600)
+    assert (at(3600), at(7200)) in due and (at(0), at(3600)) not in due  # only the hour the samples cover
+    assert windows_due(store, now, allowed_lateness_s=0) == [(at(2 * 3600), at(3 * 3600))]  # beyond lateness
+    attribute(store, at(3600), at(7200))
+    assert (at(3600), at(7200)) not in windows_due(store, now, allowed_lateness_s=3 * 3600)  # up to date again
+    idle_energy = store.query_rows(
+        "SELECT sum(idle_energy_j) FROM idle_costs_hourly FINAL WHERE gpu_uuid = 'g2' AND hour = {h:DateTime64(3, 'UTC')}",
+        {"h": at(3600)})[0][0]
+    assert idle_energy == pytest.approx(300.0 * 3540, rel=0.05)  # the late samples' energy is now on the bill
+    assert {r[0]: r[3] for r in snapshot(store)["request_costs"]} == before  # r1 (hour 0) untouched

@@ -76,3 +76,9 @@ def test_cluster_mode_materialized_view_reads_and_writes_the_local_tables(store)
     # single-node mode is untouched: the plain tables
     plain = next(s for s in _all(RenderOptions()) if s.startswith("CREATE MATERIALIZED VIEW"))
     assert " TO gpu_samples_5m AS" in plain and "FROM gpu_samples\n" in plain
+
+
+def test_cluster_mode_alters_the_local_and_the_distributed_table():
+    stmts = [s for s in _all(RenderOptions(cluster="fleet")) if s.startswith("ALTER TABLE spool_segments")]
+    assert [s.split(" ON CLUSTER")[0] for s in stmts] == ["ALTER TABLE spool_segments_local", "ALTER TABLE spool_segments"]
+    assert all("ADD COLUMN IF NOT EXISTS data_start" in s for s in stmts)
