@@ -81,3 +81,16 @@ def test_last_complete_hour_is_due_by_default(tmp_path):
         assert windows_due(store, now, 0) == [(at(4 * 3600), at(5 * 3600))]
         # 2 h lateness at 05:20: [03:00, 04:00) ended 1 h 20 ago and was never run -> due; [02:00, 03:00) is too old
         assert windows_due(store, now, 2 * 3600) == [(at(3 * 3600), at(4 * 3600)), (at(4 * 3600), at(5 * 3600))]
+
+
+def test_serve_deploys_the_hourly_flow_on_the_configured_cron(tmp_path):
+    from pipelines.config import PipelineConfig
+    from pipelines.flows import deployments
+
+    cfg = PipelineConfig(cron="7 * * * *", weighting="time")
+    [dep] = deployments("chdb:///var/lib/fleetledger/store", cfg, tmp_path / "spool")
+    assert dep.name == "fleetledger-hourly"
+    assert [s.schedule.cron for s in dep.schedules] == ["7 * * * *"]
+    assert dep.parameters["store_dsn"] == "chdb:///var/lib/fleetledger/store"
+    assert dep.parameters["spool_dir"] == str(tmp_path / "spool")
+    assert dep.parameters["pipelines"]["weighting"] == "time"  # the run uses the settings it was served with
