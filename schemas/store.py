@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -76,6 +77,7 @@ class Store:
         self.render_options = ttl or RenderOptions(cluster=cluster)
         self._lock = threading.RLock()
         self._closed = False
+        self._extra_handles: list[Any] = []  # more chDB connections for parallel inserts, opened lazily
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -140,6 +142,11 @@ class Store:
             if self._closed:
                 return
             self._closed = True
+            for handle in self._extra_handles:
+                try:
+                    handle.close()
+                except Exception:  # closing must never raise to callers
+                    log.debug("error closing an insert connection", exc_info=True)
             try:
                 self.client.close()
             except Exception:  # closing must never raise to callers
@@ -194,20 +201,40 @@ class Store:
         return arrow.num_rows
 
     def _insert_chdb(self, table: str, arrow_table: pa.Table, settings: Mapping[str, str]) -> None:
-        """chDB fast path: the engine reads the Arrow table from this frame's local variable."""
-        handle = self.client._backend._handle
-        setting_sql = ""
-        if settings:
-            setting_sql = " SETTINGS " + ", ".join(
-                f"{k} = {v}" if v.isdigit() else f"{k} = '{_escape(v)}'" for k, v in settings.items()
-            )
-        cols = ", ".join(f"`{name}`" for name in arrow_table.column_names)
-        sql = f"INSERT INTO `{table}` ({cols}) SELECT {cols} FROM Python(arrow_table){setting_sql}"
-        with handle.lock:
+        """chDB fast path: the engine reads the Arrow table from a Python variable, one table per
+        insert. A large table is cut into one slice per core, inserted concurrently on separate
+        connections to the same engine (chDB releases the GIL while it writes the parts); each slice
+        gets its own deduplication token, derived from the caller's, so a retried insert stays a no-op.
+        """
+        slices = _slices(arrow_table, PARALLEL_INSERT_MIN_ROWS, INSERT_WORKERS)
+        if len(slices) == 1:
+            _run_insert(self.client._backend._handle.conn, self.client._backend._handle.lock, table, arrow_table, settings)
+            return
+        while len(self._extra_handles) < len(slices) - 1:
+            import chdb
+
+            self._extra_handles.append(chdb.connect(self.client._backend.connection_string))
+        errors: list[BaseException] = []
+
+        def work(conn: Any, lock: Any, part: pa.Table, k: int) -> None:
+            part_settings = dict(settings)
+            if "insert_deduplication_token" in part_settings:
+                part_settings["insert_deduplication_token"] += f"/{k}of{len(slices)}"
             try:
-                handle.conn.query(sql)
-            except Exception as exc:
-                raise StoreQueryError(f"insert into {table} failed: {exc}") from exc
+                _run_insert(conn, lock, table, part, part_settings)
+            except BaseException as exc:  # reported below, after every slice finished
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(conn, threading.Lock(), part, k + 1))
+                   for k, (conn, part) in enumerate(zip(self._extra_handles, slices[1:], strict=False))]
+        for t in threads:
+            t.start()
+        main = self.client._backend._handle
+        work(main.conn, main.lock, slices[0], 0)
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
 
     # ------------------------------------------------------------------ reads
 
@@ -240,6 +267,36 @@ class Store:
         except DatabaseError as exc:
             msg = " ".join(str(exc).split())
             raise StoreQueryError(f"{msg[:600]} (statement: {' '.join(what.split())[:160]})") from exc
+
+
+PARALLEL_INSERT_MIN_ROWS = 200_000  # below this one insert is cheaper than coordinating several
+INSERT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+def _slices(data: pa.Table, min_rows: int, workers: int) -> list[pa.Table]:
+    """Zero-copy slices of ``data``: one per worker when it is large enough, else the table itself."""
+    n = data.num_rows
+    k = min(workers, max(1, n // min_rows))
+    if k <= 1:
+        return [data]
+    step = -(-n // k)
+    return [data.slice(i, step) for i in range(0, n, step)]
+
+
+def _run_insert(conn: Any, lock: Any, table: str, arrow_table: pa.Table, settings: Mapping[str, str]) -> None:
+    """One ``INSERT ... SELECT * FROM Python(arrow_table)`` on a chDB connection."""
+    setting_sql = ""
+    if settings:
+        setting_sql = " SETTINGS " + ", ".join(
+            f"{k} = {v}" if v.isdigit() else f"{k} = '{_escape(v)}'" for k, v in settings.items()
+        )
+    cols = ", ".join(f"`{name}`" for name in arrow_table.column_names)
+    sql = f"INSERT INTO `{table}` ({cols}) SELECT {cols} FROM Python(arrow_table){setting_sql}"
+    with lock:
+        try:
+            conn.query(sql)
+        except Exception as exc:
+            raise StoreQueryError(f"insert into {table} failed: {exc}") from exc
 
 
 def _escape(value: str) -> str:

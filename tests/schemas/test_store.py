@@ -131,3 +131,30 @@ def test_server_dsn_parts():
     d = parse_dsn("https://ann:s%40cret@ch.example:9440/costs")
     assert (d.kind, d.host, d.port, d.username, d.password, d.database) == ("https", "ch.example", 9440, "ann", "s@cret", "costs")
     assert "s@cret" not in d.redacted()
+
+
+def test_large_inserts_run_as_parallel_slices_exactly_once(store, monkeypatch):
+    import schemas.store as store_module
+
+    monkeypatch.setattr(store_module, "PARALLEL_INSERT_MIN_ROWS", 10)
+    monkeypatch.setattr(store_module, "INSERT_WORKERS", 3)
+    data = sample_table(TABLES["gpu_samples"], n=95)
+    assert [t.num_rows for t in store_module._slices(data, 10, 3)] == [32, 32, 31]
+    store.insert("gpu_samples", data, dedup_token="seg-big")
+    store.insert("gpu_samples", data, dedup_token="seg-big")  # a retry: every slice is deduplicated
+    assert store.count("gpu_samples") == 95
+    got = store.query_rows("SELECT sum(gpu_index), uniqExact(gpu_uuid) FROM gpu_samples")[0]
+    assert got == (sum(data.column("gpu_index").to_pylist()), 95)
+    assert len(store._extra_handles) == 2  # two more connections to the same engine, closed with the store
+
+
+def test_a_failing_slice_fails_the_insert(store, monkeypatch):
+    import schemas.store as store_module
+    from schemas import StoreQueryError
+
+    monkeypatch.setattr(store_module, "PARALLEL_INSERT_MIN_ROWS", 10)
+    monkeypatch.setattr(store_module, "INSERT_WORKERS", 2)
+    store.command("ALTER TABLE gpu_samples ADD CONSTRAINT small_index CHECK gpu_index < 400")
+    data = sample_table(TABLES["gpu_samples"], n=60)  # gpu_index = 7i + 1: the second slice breaks the rule
+    with pytest.raises(StoreQueryError, match="insert into gpu_samples failed"):
+        store.insert("gpu_samples", data)
