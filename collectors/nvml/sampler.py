@@ -32,35 +32,18 @@ import pyarrow as pa
 from collectors.component import Consumer
 from collectors.config import NvmlConfig
 from collectors.nvml import cgroups
+from collectors.nvml.devices import DeviceReaders
+from collectors.nvml.events import NvmlEvents
+from collectors.nvml.state import GpuLost, GpuState
 from collectors.telemetry import Telemetry
-from schemas.tables import GPU_EVENTS, GPU_PROCESSES, GPU_SAMPLES
+from schemas.tables import GPU_PROCESSES, GPU_SAMPLES
 
 log = logging.getLogger(__name__)
 
 _ALL = "*"
 
 
-class _GpuState:
-    """What the sampler keeps per GPU between passes."""
-
-    __slots__ = ("index", "handle", "uuid", "model", "unsupported", "lost", "last_proc_ts", "errors_seen")
-
-    def __init__(self, index: int, handle: Any, uuid: str, model: str) -> None:
-        self.index = index
-        self.handle = handle
-        self.uuid = uuid
-        self.model = model
-        self.unsupported: set[str] = set()
-        self.lost = False
-        self.last_proc_ts = 0
-        self.errors_seen: set[str] = set()
-
-
-class _Lost(Exception):
-    """Internal: the GPU answered NVMLError_GpuIsLost."""
-
-
-class NvmlSampler:
+class NvmlSampler(DeviceReaders, NvmlEvents):
     """Component sampling every GPU of one node through an NVML-shaped module."""
 
     name = "nvml"
@@ -84,7 +67,7 @@ class NvmlSampler:
         self.cluster = cluster
         self.node = node
         self.proc_root = Path(self.config.proc_root)
-        self.gpus: list[_GpuState] = []
+        self.gpus: list[GpuState] = []
         self._initialised = False
         self._event_set: Any = None
         self._passes = 0
@@ -125,28 +108,9 @@ class NvmlSampler:
                                        if isinstance(exc, self._err_lost) else "collector_error", None,
                                        f"GPU {i} could not be opened at start ({exc}); it is not sampled")])
                     continue
-                self.gpus.append(_GpuState(i, handle, uuid, model))
+                self.gpus.append(GpuState(i, handle, uuid, model))
             if self.config.xid_events:
                 self._register_events()
-
-    def _register_events(self) -> None:
-        nv = self.nvml
-        try:
-            self._event_set = nv.nvmlEventSetCreate()
-        except (self._err_base, AttributeError) as exc:
-            self._count_error("event_set", exc)
-            return
-        wanted = nv.nvmlEventTypeXidCriticalError | nv.nvmlEventTypeSingleBitEccError | nv.nvmlEventTypeDoubleBitEccError
-        for gpu in self.gpus:
-            try:
-                try:
-                    mask = wanted & nv.nvmlDeviceGetSupportedEventTypes(gpu.handle)
-                except self._err_ns:
-                    mask = nv.nvmlEventTypeXidCriticalError
-                if mask:
-                    nv.nvmlDeviceRegisterEvents(gpu.handle, mask, self._event_set)
-            except self._err_base as exc:
-                self._count_error("event_register", exc)
 
     def start(self) -> None:
         if self._thread is not None or self._closed:
@@ -207,7 +171,7 @@ class NvmlSampler:
                 row = self._read_gpu(gpu)
                 mig_rows = self._read_mig(gpu)
                 proc_rows = self._read_processes(gpu, seen_pids) if self.config.processes else []
-            except _Lost:
+            except GpuLost:
                 gpu.lost = True
                 self.telemetry.add("errors", component="nvml", kind="gpu_lost")
                 events.append(self._event_row(ts_ms, gpu.uuid, gpu.index, "gpu_lost", None,
@@ -256,7 +220,7 @@ class NvmlSampler:
         if procs["ts"]:
             self._emit("gpu_processes", _table(procs, GPU_PROCESSES))
 
-    def _append_sample(self, cols: dict[str, list], ts_ms: int, gpu: _GpuState, row: dict, profile: str, inst: str) -> None:
+    def _append_sample(self, cols: dict[str, list], ts_ms: int, gpu: GpuState, row: dict, profile: str, inst: str) -> None:
         cols["ts"].append(ts_ms)
         cols["cluster"].append(self.cluster)
         cols["node"].append(self.node)
@@ -271,7 +235,7 @@ class NvmlSampler:
 
     # ------------------------------------------------------------------ reading one GPU
 
-    def _call(self, gpu: _GpuState, key: str, fn: Callable, *args: Any) -> Any:
+    def _call(self, gpu: GpuState, key: str, fn: Callable, *args: Any) -> Any:
         """One NVML call: value, or None when NOT_SUPPORTED (remembered) or failing otherwise."""
         if key in gpu.unsupported:
             return None
@@ -281,12 +245,12 @@ class NvmlSampler:
             gpu.unsupported.add(key)
             return None
         except self._err_lost:
-            raise _Lost() from None
+            raise GpuLost() from None
         except self._err_base as exc:
             self._count_error(key, exc)
             return None
 
-    def _read_gpu(self, gpu: _GpuState) -> dict:
+    def _read_gpu(self, gpu: GpuState) -> dict:
         nv, h, c = self.nvml, gpu.handle, self._call
         util = c(gpu, "util", nv.nvmlDeviceGetUtilizationRates, h)
         mem = c(gpu, "mem", nv.nvmlDeviceGetMemoryInfo, h)
@@ -309,7 +273,7 @@ class NvmlSampler:
                                nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nv.NVML_VOLATILE_ECC),
         }
 
-    def _temperature(self, gpu: _GpuState) -> Any:
+    def _temperature(self, gpu: GpuState) -> Any:
         nv = self.nvml
         if "tempV" not in gpu.unsupported:
             fn = getattr(nv, "nvmlDeviceGetTemperatureV", None)
@@ -319,7 +283,7 @@ class NvmlSampler:
                 except (self._err_ns, self._err_fnf):
                     pass  # an older driver: try the older call
                 except self._err_lost:
-                    raise _Lost() from None
+                    raise GpuLost() from None
                 except self._err_base as exc:
                     self._count_error("temperature", exc)
                     return None
@@ -327,7 +291,7 @@ class NvmlSampler:
         fn = getattr(nv, "nvmlDeviceGetTemperature", None)
         return self._call(gpu, "temp", fn, gpu.handle, nv.NVML_TEMPERATURE_GPU) if fn else None
 
-    def _fallback(self, gpu: _GpuState, key: str, names: tuple[str, ...], *args: Any) -> Any:
+    def _fallback(self, gpu: GpuState, key: str, names: tuple[str, ...], *args: Any) -> Any:
         """The first of ``names`` that the module and driver support."""
         for name in names:
             sub = f"{key}:{name}"
@@ -342,120 +306,11 @@ class NvmlSampler:
             except (self._err_ns, self._err_fnf):
                 gpu.unsupported.add(sub)
             except self._err_lost:
-                raise _Lost() from None
+                raise GpuLost() from None
             except self._err_base as exc:
                 self._count_error(key, exc)
                 return None
         return None
-
-    def _read_mig(self, gpu: _GpuState) -> list[tuple[str, str, Any, Any]]:
-        nv = self.nvml
-        mode = self._call(gpu, "mig", nv.nvmlDeviceGetMigMode, gpu.handle) if hasattr(nv, "nvmlDeviceGetMigMode") else None
-        if not mode or mode[0] != nv.NVML_DEVICE_MIG_ENABLE:
-            return []
-        rows = []
-        for i in range(self._call(gpu, "mig_count", nv.nvmlDeviceGetMaxMigDeviceCount, gpu.handle) or 0):
-            try:
-                mh = nv.nvmlDeviceGetMigDeviceHandleByIndex(gpu.handle, i)
-            except self._err_notfound:
-                continue  # an empty MIG slot
-            except self._err_lost:
-                raise _Lost() from None
-            except self._err_base as exc:
-                self._count_error("mig", exc)
-                continue
-            name = self._call(gpu, "mig_name", nv.nvmlDeviceGetName, mh) or ""
-            profile = name.rsplit(" MIG ", 1)[1] if " MIG " in name else name
-            gi = self._call(gpu, "mig_gi", nv.nvmlDeviceGetGpuInstanceId, mh)
-            mem = self._call(gpu, "mig_mem", nv.nvmlDeviceGetMemoryInfo, mh)
-            rows.append((profile, "" if gi is None else str(gi), mem.used if mem else None, mem.total if mem else None))
-        return rows
-
-    def _read_processes(self, gpu: _GpuState, seen: set[int]) -> list[tuple[int, Any, Any]]:
-        nv = self.nvml
-        plist = self._call(gpu, "procs", nv.nvmlDeviceGetComputeRunningProcesses, gpu.handle)
-        if not plist:
-            return []
-        util: dict[int, int] = {}
-        if "proc_util" not in gpu.unsupported:
-            try:
-                for s in nv.nvmlDeviceGetProcessUtilization(gpu.handle, gpu.last_proc_ts):
-                    if s.timeStamp >= gpu.last_proc_ts:
-                        util[s.pid] = s.smUtil  # samples come oldest first: the latest wins
-                        gpu.last_proc_ts = max(gpu.last_proc_ts, s.timeStamp)
-            except self._err_notfound:
-                pass  # no new samples since last_proc_ts
-            except self._err_ns:
-                gpu.unsupported.add("proc_util")
-            except self._err_lost:
-                raise _Lost() from None
-            except self._err_base as exc:
-                self._count_error("proc_util", exc)
-        rows = []
-        for p in plist:
-            pid = int(p.pid)
-            seen.add(pid)
-            if pid not in self._pid_cache:
-                self._pid_cache[pid] = (self._process_name(pid), cgroups.identify(self.proc_root, pid))
-            rows.append((pid, p.usedGpuMemory, util.get(pid)))
-        return rows
-
-    def _process_name(self, pid: int) -> str:
-        fn = getattr(self.nvml, "nvmlSystemGetProcessName", None)
-        if fn is not None:
-            try:
-                name = fn(pid)
-                if name:
-                    return str(name).rsplit("/", 1)[-1]
-            except self._err_base:
-                pass
-        return cgroups.process_name(self.proc_root, pid)
-
-    # ------------------------------------------------------------------ events
-
-    def _probe_lost(self, gpu: _GpuState, ts_ms: int, events: list[dict]) -> None:
-        try:
-            self.nvml.nvmlDeviceGetUUID(gpu.handle)
-        except self._err_base:
-            return
-        gpu.lost = False
-        gpu.unsupported.clear()
-        events.append(self._event_row(ts_ms, gpu.uuid, gpu.index, "gpu_recovered", None, "the GPU answers NVML again"))
-
-    def _drain_events(self, ts_ms: int, events: list[dict]) -> None:
-        nv = self.nvml
-        by_uuid = {g.uuid: g for g in self.gpus}
-        for _ in range(1000):
-            try:
-                data = nv.nvmlEventSetWait_v2(self._event_set, 0)
-            except self._err_timeout:
-                return
-            except self._err_base as exc:
-                self._count_error("event_wait", exc)
-                return
-            try:
-                uuid = nv.nvmlDeviceGetUUID(data.device)
-            except self._err_base:
-                uuid = ""
-            gpu = by_uuid.get(uuid)
-            index = gpu.index if gpu else None
-            etype = int(data.eventType)
-            if etype & nv.nvmlEventTypeXidCriticalError:
-                self.telemetry.add("gpu_events", component="nvml", kind="xid")
-                events.append(self._event_row(ts_ms, uuid, index, "xid", int(data.eventData),
-                                              f"Xid {int(data.eventData)} reported by the driver"))
-            elif etype & (nv.nvmlEventTypeSingleBitEccError | nv.nvmlEventTypeDoubleBitEccError):
-                kind = "double-bit" if etype & nv.nvmlEventTypeDoubleBitEccError else "single-bit"
-                self.telemetry.add("gpu_events", component="nvml", kind="ecc")
-                events.append(self._event_row(ts_ms, uuid, index, "ecc", None, f"{kind} ECC error event"))
-
-    def _event_row(self, ts_ms: int, uuid: str, index: int | None, kind: str, xid: int | None, detail: str) -> dict:
-        return {"ts": ts_ms, "cluster": self.cluster, "node": self.node, "gpu_uuid": uuid, "gpu_index": index,
-                "event_kind": kind, "xid": xid, "detail": detail, "source": "nvml"}
-
-    def _emit_events(self, rows: list[dict]) -> None:
-        if rows:
-            self._emit("gpu_events", pa.Table.from_pylist(rows, schema=GPU_EVENTS))
 
     # ------------------------------------------------------------------ plumbing
 
