@@ -112,7 +112,9 @@ def _load_batch(store: Store, table: str, batch: list[tuple[SegmentInfo, pa.Tabl
     token = "spool:" + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
     data = pa.concat_tables([t for _, t in batch])
     rows = store.insert(table, data, dedup_token=token)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    # millisecond precision, the column's: windows_due compares it with the last run's computed_at
+    now = dt.datetime.now(dt.UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     ranges = [data_range(table, t) for _, t in batch]
     store.insert("spool_segments", pa.table({
         "segment_id": ids,

@@ -132,7 +132,8 @@ def windows_due(store: Store, now: dt.datetime, allowed_lateness_s: int) -> list
         loaded = store.query_rows(
             "SELECT max(ingested_at), count() FROM spool_segments FINAL WHERE table_name IN {t:Array(String)} "
             f"AND data_end >= {_WS} AND data_start < {_WE}", {**p, "t": list(LATE_DATA_TABLES)})[0]
-        if int(loaded[1]) and loaded[0] is not None and _aware(loaded[0]) > _aware(last_run[0]):
+        # >=: a segment loaded in the very millisecond of the run is re-run too (harmless, idempotent)
+        if int(loaded[1]) and loaded[0] is not None and _aware(loaded[0]) >= _aware(last_run[0]):
             due.append((ws, we))
     return due
 
