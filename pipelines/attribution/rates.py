@@ -15,6 +15,7 @@ Builds ``Step`` functions from the user's inputs and the raw telemetry:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,7 @@ from pipelines.attribution.steps import Step, step_product
 
 J_PER_KWH = 3_600_000.0
 SECONDS_PER_HOUR = 3600.0
+SMALL_FRAME = 4096  # below this many rows, plain Python on eager columns beats a Polars query's fixed cost
 
 
 def _us(col: str) -> pl.Expr:
@@ -101,9 +103,11 @@ def gpu_prices(reservations: pl.DataFrame, prices: pl.DataFrame, cluster: str,
     """Price steps of every GPU any reservation of ``cluster`` covers."""
     rows = []
     if not reservations.is_empty():
-        rows = list(reservations.lazy().filter(pl.col("cluster").is_in([cluster, ""]))
-                    .with_columns(vf=_us("valid_from"), vt=_us("valid_to"), lt=_us("loaded_at"))
-                    .sort("reservation_id", "vf").collect().iter_rows(named=True))
+        rows = _reservation_rows_small(reservations, cluster)
+        if rows is None:
+            rows = list(reservations.lazy().filter(pl.col("cluster").is_in([cluster, ""]))
+                        .with_columns(vf=_us("valid_from"), vt=_us("valid_to"), lt=_us("loaded_at"))
+                        .sort("reservation_id", "vf").collect().iter_rows(named=True))
     per_gpu: dict[str, list[tuple[tuple, int, int, Step, int]]] = {}
     for idx, row in enumerate(rows):  # reservations: tens to hundreds, never per request
         rate = row["usd_per_gpu_hour"]
@@ -138,6 +142,33 @@ def gpu_prices(reservations: pl.DataFrame, prices: pl.DataFrame, cluster: str,
             )
         out.gpus[gpu] = resolved[key]
     return out
+
+
+def _reservation_rows_small(reservations: pl.DataFrame, cluster: str) -> list[dict] | None:
+    """``gpu_prices``' rows (the cluster's reservations as dicts with vf/vt/lt in µs, sorted by
+    id and valid_from) in plain Python for a small frame without nulls in the keys; else None."""
+    if reservations.height > SMALL_FRAME:
+        return None
+    f = reservations.filter(pl.col("cluster").is_in([cluster, ""]))
+    if any(f[c].null_count() for c in ("reservation_id", "valid_from")):
+        return None
+    rows = f.to_dicts()
+    for key, col in (("vf", "valid_from"), ("vt", "valid_to"), ("lt", "loaded_at")):
+        for row, v in zip(rows, f[col].dt.epoch("us").to_list(), strict=True):
+            row[key] = v
+    return sorted(rows, key=lambda r: (r["reservation_id"], r["vf"]))
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(n: int) -> np.ndarray:
+    """A float64 work array of ``n`` elements, kept per thread between calls: a fresh array of
+    samples' size costs a page fault per 4 KiB on every call (glibc hands large blocks back to the OS)."""
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < n:
+        buf = _SCRATCH.buf = np.empty(n)
+    return buf[:n]
 
 
 @dataclass
@@ -186,7 +217,8 @@ def gpu_energy(samples: pl.DataFrame) -> dict[str, GpuEnergy]:
     p = samples["power_w"].cast(pl.Float64).to_numpy()
     first_rows = np.flatnonzero(starts)
     n = t.size
-    dt_s = np.zeros(n)  # in-place arithmetic below: fresh large arrays are costly to touch
+    dt_s = _scratch(n)  # in-place arithmetic below: fresh large arrays are costly to touch
+    dt_s[-1] = 0.0
     np.subtract(t[1:], t[:-1], out=dt_s[:-1])
     has_next = np.zeros(n, dtype=bool)
     np.logical_not(starts[1:], out=has_next[:-1])
@@ -242,17 +274,19 @@ def memberships(placements: pl.DataFrame, cluster: str) -> dict[str, InstanceInf
     """Which GPUs each engine instance owned when; newer placements supersede older ones."""
     if placements.is_empty():
         return {}
-    p = (
-        placements.lazy().filter(pl.col("cluster") == cluster)
-        .with_columns(vf=_us("valid_from"), vt=_us("valid_to"), ut=_us("updated_at"))
-        .sort("engine_instance", "vf", "ut")
-        .unique(["engine_instance", "vf"], keep="last", maintain_order=True)
-        .with_columns(next_vf=pl.col("vf").shift(-1).over("engine_instance"))
-        .with_columns(eff_to=pl.min_horizontal("vt", pl.col("next_vf").fill_null(pl.col("vt"))))
-        .collect()
-    )
+    rows = _placement_rows_small(placements, cluster)
+    if rows is None:
+        rows = (
+            placements.lazy().filter(pl.col("cluster") == cluster)
+            .with_columns(vf=_us("valid_from"), vt=_us("valid_to"), ut=_us("updated_at"))
+            .sort("engine_instance", "vf", "ut")
+            .unique(["engine_instance", "vf"], keep="last", maintain_order=True)
+            .with_columns(next_vf=pl.col("vf").shift(-1).over("engine_instance"))
+            .with_columns(eff_to=pl.min_horizontal("vt", pl.col("next_vf").fill_null(pl.col("vt"))))
+            .collect().iter_rows(named=True)
+        )
     out: dict[str, InstanceInfo] = {}
-    for row in p.iter_rows(named=True):  # placements: one or a few per instance
+    for row in rows:  # placements: one or a few per instance
         info = out.setdefault(row["engine_instance"], InstanceInfo(row["engine_instance"], row["model"], row["node"], {}))
         info.model, info.node = row["model"] or info.model, row["node"] or info.node
         for gpu in row["gpu_uuids"] or []:
@@ -260,6 +294,30 @@ def memberships(placements: pl.DataFrame, cluster: str) -> dict[str, InstanceInf
             prev = info.members.get(gpu)
             info.members[gpu] = box if prev is None else _merge_boxes(prev, box)
     return out
+
+
+def _placement_rows_small(placements: pl.DataFrame, cluster: str) -> list[dict] | None:
+    """The rows of ``memberships``' Polars query, computed in plain Python for a small frame without
+    nulls in the keys (None otherwise): sorted by (instance, vf, ut), the last row of each
+    (instance, vf), each effective until the instance's next placement or its own valid_to."""
+    if placements.height > SMALL_FRAME:
+        return None
+    f = placements.filter(pl.col("cluster") == cluster)
+    keys = ("engine_instance", "valid_from", "valid_to", "updated_at")
+    if any(f[c].null_count() for c in keys):
+        return None
+    name = f["engine_instance"].to_list()
+    vf, vt, ut = (f[c].dt.epoch("us").to_list() for c in keys[1:])
+    model, node, gpus = f["model"].to_list(), f["node"].to_list(), f["gpu_uuids"].to_list()
+    order = sorted(range(f.height), key=lambda i: (name[i], vf[i], ut[i]))
+    kept = [i for k, i in enumerate(order)
+            if k + 1 == len(order) or (name[order[k + 1]], vf[order[k + 1]]) != (name[i], vf[i])]
+    rows = []
+    for k, i in enumerate(kept):
+        nxt = kept[k + 1] if k + 1 < len(kept) and name[kept[k + 1]] == name[i] else None
+        rows.append({"engine_instance": name[i], "model": model[i], "node": node[i], "gpu_uuids": gpus[i],
+                     "vf": vf[i], "eff_to": vt[i] if nxt is None else min(vt[i], vf[nxt])})
+    return rows
 
 
 def _merge_boxes(a: Step, b: Step) -> Step:
